@@ -1,0 +1,75 @@
+"""Ruvon: an embeddable Python workflow engine.
+
+Workflows are declared in YAML, steps are Python functions, state is a Pydantic model, and every
+step's outcome is committed durably (memory, SQLite or PostgreSQL). Importing ``ruvon`` has no
+side effects.
+"""
+
+from ruvon.builder import WorkflowBuilder
+from ruvon.errors import (
+    ConcurrencyConflictError,
+    DefinitionError,
+    DefinitionIssue,
+    DuplicateIdempotencyKeyError,
+    ExpressionError,
+    InvalidInputError,
+    InvalidTransitionError,
+    JumpTargetError,
+    NoRouteMatchedError,
+    PersistenceError,
+    RuvonError,
+    StepNotImplementedError,
+    TemplateError,
+    WorkflowNotFoundError,
+    WorkflowStateError,
+)
+from ruvon.models import (
+    ALLOWED_TRANSITIONS,
+    MergeConflictBehavior,
+    MergeStrategy,
+    SagaWorkflowException,
+    StartSubWorkflowDirective,
+    StepContext,
+    StepKind,
+    WorkflowJumpDirective,
+    WorkflowPauseDirective,
+    WorkflowStatus,
+    WorkflowStep,
+)
+from ruvon.providers.observer import WorkflowObserver
+from ruvon.workflow import Workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "ConcurrencyConflictError",
+    "DefinitionError",
+    "DefinitionIssue",
+    "DuplicateIdempotencyKeyError",
+    "ExpressionError",
+    "InvalidInputError",
+    "InvalidTransitionError",
+    "JumpTargetError",
+    "MergeConflictBehavior",
+    "MergeStrategy",
+    "NoRouteMatchedError",
+    "PersistenceError",
+    "RuvonError",
+    "SagaWorkflowException",
+    "StartSubWorkflowDirective",
+    "StepContext",
+    "StepKind",
+    "StepNotImplementedError",
+    "TemplateError",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowJumpDirective",
+    "WorkflowNotFoundError",
+    "WorkflowObserver",
+    "WorkflowPauseDirective",
+    "WorkflowStateError",
+    "WorkflowStatus",
+    "WorkflowStep",
+    "__version__",
+]

@@ -1,0 +1,483 @@
+"""``WorkflowBuilder``: reads the registry and workflow files, compiles definitions once, and
+creates and loads workflows with the providers it is given (the SDK's composition root)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from ruvon.definition.compiled import CompiledWorkflow, compile_workflow
+from ruvon.definition.loader import _IMPORT_CACHE as IMPORT_CACHE
+from ruvon.definition.loader import (
+    LineMap,
+    SourceDocument,
+    clear_import_cache,
+    read_yaml,
+    read_yaml_file,
+    substitute,
+)
+from ruvon.definition.loader import import_callable as _import_callable
+from ruvon.definition.schema import RegistryFile
+from ruvon.errors import DefinitionError, DefinitionIssue, WorkflowNotFoundError
+from ruvon.implementations.execution.sync import SyncExecutionProvider
+from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
+from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
+from ruvon.models import WorkflowStatus
+from ruvon.observing import ObserverHub
+from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.expression_evaluator import ExpressionEvaluator
+from ruvon.providers.persistence import AuditEvent, PersistenceProvider, WorkflowRecord
+from ruvon.providers.template_engine import TemplateEngine
+from ruvon.settings import persistence_from_url
+from ruvon.state import dump_state, new_state
+from ruvon.workflow import Workflow
+
+__all__ = ["WorkflowBuilder"]
+
+logger = logging.getLogger("ruvon.builder")
+
+_REGISTRY_ONLY_KEYS = frozenset(
+    {"type", "config_file", "requires", "deprecated", "deprecation_date", "remove_after_date"}
+)
+_REGISTRY_NAME = "workflow_registry.yaml"
+
+
+def _issue_error(message: str, file: str | None = None) -> DefinitionError:
+    return DefinitionError([DefinitionIssue(message, file=file)], source=file)
+
+
+class WorkflowBuilder:
+    """Creates and loads workflows.
+
+    All of these work::
+
+        WorkflowBuilder()                                   # ./config/workflow_registry.yaml
+        WorkflowBuilder("config/workflow_registry.yaml")
+        WorkflowBuilder(config_dir="config/")
+        WorkflowBuilder(workflow_registry={"T": {"config_file": "t.yaml", ...}}, config_dir=...)
+        WorkflowBuilder(config_dir="config/", persistence_provider=..., execution_provider=...)
+
+    Providers given here are the defaults of every workflow the builder creates or loads; each
+    call may override them. Without a persistence provider the builder uses the database named
+    by ``RUVON_DATABASE_URL`` (default: the SQLite file ``ruvon.db``).
+    """
+
+    _import_cache: dict[str, Any] = IMPORT_CACHE
+    """Imported step functions and models, shared by all builders (see clear_import_cache)."""
+
+    def __init__(
+        self,
+        workflow_registry: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        expression_evaluator_cls: type[Any] = SimpleExpressionEvaluator,
+        template_engine_cls: type[Any] = Jinja2TemplateEngine,
+        config_dir: str | os.PathLike[str] | None = None,
+        *,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+        workflow_observer: object | None = None,
+        observer: object | None = None,
+    ) -> None:
+        self.expression_evaluator_cls = expression_evaluator_cls
+        self.template_engine_cls = template_engine_cls
+        self.expression_evaluator: ExpressionEvaluator = expression_evaluator_cls()
+        self.template_engine: TemplateEngine = template_engine_cls()
+        self.persistence_provider = persistence_provider
+        self.execution_provider: ExecutionProvider = execution_provider or SyncExecutionProvider()
+        self.workflow_observer = workflow_observer if workflow_observer is not None else observer
+        self._initialized: set[int] = set()
+        self._compiled: dict[str, CompiledWorkflow] = {}
+        self._snapshots: dict[str, CompiledWorkflow] = {}
+
+        registry_path: Path | None = None
+        if isinstance(workflow_registry, (str, os.PathLike)):
+            registry_path = Path(workflow_registry)
+        if config_dir is not None:
+            self.config_dir = Path(config_dir)
+        elif registry_path is not None:
+            self.config_dir = registry_path.parent
+        elif Path("config").is_dir():
+            self.config_dir = Path("config")
+        else:
+            self.config_dir = Path.cwd()
+        if workflow_registry is None:
+            for candidate in (self.config_dir / _REGISTRY_NAME, Path("config") / _REGISTRY_NAME):
+                if candidate.is_file():
+                    registry_path = candidate
+                    break
+        self.registry_path = registry_path
+        self.registry: dict[str, dict[str, Any]] = (
+            self._read_registry(registry_path)
+            if registry_path is not None
+            else {k: {"type": k, **dict(v)} for k, v in (workflow_registry or {}).items()}  # type: ignore[union-attr]
+        )
+
+    # -- the registry and workflow files ---------------------------------------------------
+
+    @staticmethod
+    def _read_registry(path: Path) -> dict[str, dict[str, Any]]:
+        document = read_yaml_file(path)
+        data = document.data if document.data is not None else {}
+        try:
+            registry = RegistryFile.model_validate(data)
+        except ValidationError as exc:
+            issues = []
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                key = next((str(p) for p in reversed(loc) if isinstance(p, str)), None)
+                message = (
+                    f"unknown key '{key}'"
+                    if err["type"] == "extra_forbidden"
+                    else f"missing required key '{key}'"
+                    if err["type"] == "missing"
+                    else err["msg"]
+                )
+                issues.append(document.lines.issue(message, loc, key=key))
+            raise DefinitionError(issues, source=str(path)) from None
+        entries: dict[str, dict[str, Any]] = {}
+        issues = []
+        raw_entries = data.get("workflows", []) if isinstance(data, dict) else []
+        for position, (entry, raw) in enumerate(zip(registry.workflows, raw_entries, strict=False)):
+            if entry.type in entries:
+                issues.append(
+                    document.lines.issue(
+                        f"workflow type '{entry.type}' is registered twice",
+                        ("workflows", position, "type"),
+                        key="type",
+                    )
+                )
+            entries[entry.type] = dict(raw)
+        if issues:
+            raise DefinitionError(issues, source=str(path))
+        return entries
+
+    def _resolve_file(self, config_file: str) -> Path:
+        path = Path(config_file)
+        if path.is_absolute():
+            return path
+        for base in (self.config_dir, Path.cwd()):
+            if (base / path).is_file():
+                return base / path
+        return self.config_dir / path
+
+    def _scan_for_type(self, workflow_type: str) -> Path | None:
+        """Find a YAML file in config_dir whose ``workflow_type`` is ``workflow_type``."""
+        if not self.config_dir.is_dir():
+            return None
+        for path in sorted([*self.config_dir.glob("*.yaml"), *self.config_dir.glob("*.yml")]):
+            if path.name == _REGISTRY_NAME:
+                continue
+            try:
+                document = read_yaml_file(path)
+            except DefinitionError:
+                continue
+            if (
+                isinstance(document.data, dict)
+                and document.data.get("workflow_type") == workflow_type
+            ):
+                return path
+        return None
+
+    def _source(self, workflow_type: str) -> tuple[dict[str, Any], LineMap]:
+        """The resolved configuration of a type (registry entry + file, substituted)."""
+        entry = self.registry.get(workflow_type)
+        document: SourceDocument
+        if entry is None:
+            found = self._scan_for_type(workflow_type)
+            if found is None:
+                raise ValueError(f"Workflow type '{workflow_type}' not found in registry.")
+            entry = {"type": workflow_type}
+            document = read_yaml_file(found)
+        elif entry.get("config_file"):
+            document = read_yaml_file(self._resolve_file(str(entry["config_file"])))
+        else:
+            document = SourceDocument(
+                {k: v for k, v in entry.items() if k not in _REGISTRY_ONLY_KEYS},
+                LineMap(str(self.registry_path) if self.registry_path else None),
+            )
+        lines = document.lines
+        if not isinstance(document.data, dict):
+            raise _issue_error("a workflow file must be a mapping with 'steps'", lines.file)
+        base = {
+            k: v
+            for k, v in entry.items()
+            if k not in _REGISTRY_ONLY_KEYS and k not in ("description",)
+        }
+        raw: dict[str, Any] = {**base, **document.data}
+        if "initial_state_model_path" in raw and "initial_state_model" in raw:
+            if "initial_state_model_path" in document.data:
+                raw.pop("initial_state_model")
+            else:
+                raw.pop("initial_state_model_path")
+        declared = raw.setdefault("workflow_type", workflow_type)
+        issues: list[DefinitionIssue] = []
+        if declared != workflow_type:
+            issues.append(
+                lines.issue(
+                    f"workflow_type '{declared}' does not match the registry type "
+                    f"'{workflow_type}'",
+                    ("workflow_type",),
+                    key="workflow_type",
+                )
+            )
+        if not raw.get("initial_state_model") and not raw.get("initial_state_model_path"):
+            issues.append(
+                lines.issue(
+                    "missing 'initial_state_model' (in the registry entry or the workflow file)",
+                    (),
+                    key="initial_state_model",
+                )
+            )
+        params = raw.get("parameters") or {}
+        params = (
+            substitute(params, {}, lines, issues, ("parameters",))
+            if isinstance(params, dict)
+            else {}
+        )
+        resolved = substitute(raw, params, lines, issues)
+        if issues:
+            raise DefinitionError(issues, source=lines.file)
+        return resolved, lines
+
+    def _compile(self, workflow_type: str) -> CompiledWorkflow:
+        compiled = self._compiled.get(workflow_type)
+        if compiled is None:
+            raw, lines = self._source(workflow_type)
+            compiled = compile_workflow(raw, lines, self.expression_evaluator)
+            self._compiled[workflow_type] = compiled
+            self._snapshots[self._snapshot_key(compiled.snapshot)] = compiled
+        return compiled
+
+    def _compile_snapshot(self, record: WorkflowRecord) -> CompiledWorkflow:
+        key = self._snapshot_key(record.definition_snapshot)
+        compiled = self._snapshots.get(key)
+        if compiled is None:
+            lines = LineMap(f"<definition snapshot of workflow {record.id}>")
+            compiled = compile_workflow(
+                record.definition_snapshot, lines, self.expression_evaluator
+            )
+            self._snapshots[key] = compiled
+        return compiled
+
+    @staticmethod
+    def _snapshot_key(snapshot: Mapping[str, Any]) -> str:
+        return hashlib.sha1(
+            orjson.dumps(snapshot, option=orjson.OPT_SORT_KEYS), usedforsecurity=False
+        ).hexdigest()
+
+    # -- definitions -----------------------------------------------------------------------
+
+    def list_workflow_types(self) -> list[str]:
+        """The registered workflow types."""
+        return sorted(self.registry)
+
+    def get_workflow_config(self, workflow_type: str) -> dict[str, Any]:
+        """The resolved configuration of a type: registry entry + file, ``${ENV}`` and
+        ``{{parameters.x}}`` substituted, fully validated. Raises ValueError if unknown."""
+        return dict(self._compile(workflow_type).snapshot)
+
+    def get_state_model_class(self, workflow_type: str) -> type[Any]:
+        """The state model class of a type."""
+        return self._compile(workflow_type).state_model
+
+    def get_current_version(self, workflow_type: str) -> str | None:
+        """The ``workflow_version`` of the type's current file."""
+        return self._compile(workflow_type).definition.workflow_version
+
+    def validate(self, workflow_type: str | None = None) -> None:
+        """Load and check one type (or every registered type); raise a DefinitionError that
+        lists the problems of every file."""
+        types = [workflow_type] if workflow_type else self.list_workflow_types()
+        issues: list[DefinitionIssue] = []
+        for name in types:
+            try:
+                self._compile(name)
+            except DefinitionError as exc:
+                issues.extend(exc.issues)
+        if issues:
+            raise DefinitionError(issues)
+
+    def reload_workflow_type(
+        self, workflow_type: str, yaml_content: str | None = None
+    ) -> dict[str, Any]:
+        """Forget the compiled definition (and imported functions); optionally replace the file's
+        content with ``yaml_content``. Running workflows keep their snapshots."""
+        self._compiled.pop(workflow_type, None)
+        clear_import_cache()
+        if yaml_content is not None:
+            document = read_yaml(yaml_content, f"<reloaded {workflow_type}>")
+            if not isinstance(document.data, dict):
+                raise _issue_error(
+                    "a workflow file must be a mapping with 'steps'", document.lines.file
+                )
+            entry = {
+                k: v for k, v in self.registry.get(workflow_type, {}).items() if k != "config_file"
+            }
+            self.registry[workflow_type] = {**entry, **document.data, "type": workflow_type}
+        return self.get_workflow_config(workflow_type)
+
+    @classmethod
+    def _import_from_string(cls, path: str) -> Any:
+        """Import ``pkg.module.attr`` (or ``pkg.module:attr``), cached for all builders."""
+        try:
+            return _import_callable(path)
+        except ImportError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @classmethod
+    def clear_import_cache(cls) -> None:
+        """Forget every imported step function and model."""
+        clear_import_cache()
+
+    # -- workflows -------------------------------------------------------------------------
+
+    async def _persistence(self, provider: PersistenceProvider | None) -> PersistenceProvider:
+        chosen = provider or self.persistence_provider
+        if chosen is None:
+            chosen = self.persistence_provider = persistence_from_url()
+        if id(chosen) not in self._initialized:
+            await chosen.initialize()
+            self._initialized.add(id(chosen))
+        return chosen
+
+    def _workflow(
+        self,
+        compiled: CompiledWorkflow,
+        record: WorkflowRecord,
+        persistence: PersistenceProvider,
+        execution: ExecutionProvider | None,
+        observer: object | None,
+        evaluator_cls: type[Any] | None = None,
+        template_cls: type[Any] | None = None,
+    ) -> Workflow:
+        return Workflow.from_record(
+            compiled,
+            record,
+            persistence_provider=persistence,
+            execution_provider=execution or self.execution_provider,
+            expression_evaluator=evaluator_cls() if evaluator_cls else self.expression_evaluator,
+            template_engine=template_cls() if template_cls else self.template_engine,
+            workflow_observer=observer if observer is not None else self.workflow_observer,
+        )
+
+    async def create_workflow(
+        self,
+        workflow_type: str,
+        initial_data: Mapping[str, Any] | None = None,
+        *,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+        workflow_observer: object | None = None,
+        workflow_builder: WorkflowBuilder | None = None,
+        expression_evaluator_cls: type[Any] | None = None,
+        template_engine_cls: type[Any] | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        data_region: str | None = None,
+        priority: int | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        """Create a workflow, store it (status ACTIVE, first step next) and return it.
+
+        Raises ValueError for an unknown type, DefinitionError for an invalid file and pydantic's
+        ValidationError for invalid ``initial_data`` (nothing is stored then). With an
+        ``idempotency_key`` already in use, the existing workflow is returned instead.
+        """
+        if workflow_builder is not None and workflow_builder is not self:
+            logger.warning("create_workflow(workflow_builder=...) names another builder; ignored")
+        compiled = self._compile(workflow_type)
+        state = new_state(compiled.state_model, initial_data)
+        persistence = await self._persistence(persistence_provider)
+        first = compiled.steps[0]
+        definition = compiled.definition
+        record = WorkflowRecord(
+            id=workflow_id or str(uuid.uuid4()),
+            workflow_type=workflow_type,
+            workflow_version=definition.workflow_version,
+            definition_snapshot=compiled.snapshot,
+            state_model_path=definition.initial_state_model,
+            status=WorkflowStatus.ACTIVE.value,
+            state=dump_state(state),
+            current_step=first.name,
+            current_step_index=0,
+            metadata=dict(metadata or {}),
+            saga_mode=definition.saga_enabled,
+            owner_id=owner_id,
+            org_id=org_id,
+            data_region=data_region,
+            priority=5 if priority is None else priority,
+            idempotency_key=idempotency_key,
+        )
+        started = AuditEvent(
+            "WORKFLOW_STARTED",
+            new_status=WorkflowStatus.ACTIVE.value,
+            user_id=owner_id,
+            data={"workflow_type": workflow_type, "workflow_version": definition.workflow_version},
+        )
+        stored = await persistence.create_workflow(record, [started])
+        if stored.id != record.id:
+            # The idempotency key belongs to an existing workflow: that one is the answer.
+            compiled = self._compile_snapshot(stored)
+        workflow = self._workflow(
+            compiled,
+            stored,
+            persistence,
+            execution_provider,
+            workflow_observer,
+            expression_evaluator_cls,
+            template_engine_cls,
+        )
+        if stored.id == record.id:
+            hub = ObserverHub(
+                workflow_observer if workflow_observer is not None else self.workflow_observer
+            )
+            await hub.emit(
+                "on_workflow_started",
+                workflow_id=workflow.id,
+                workflow_type=workflow_type,
+                initial_state=workflow.state,
+            )
+            if definition.automate_start:
+                await workflow.next_step()
+        return workflow
+
+    async def load_workflow(
+        self,
+        workflow_id: str,
+        *,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+        workflow_observer: object | None = None,
+    ) -> Workflow:
+        """Load a stored workflow. It runs from its own definition snapshot, whatever the
+        current YAML says. Raises WorkflowNotFoundError."""
+        persistence = await self._persistence(persistence_provider)
+        record = await persistence.load_workflow(workflow_id)
+        if record is None:
+            raise WorkflowNotFoundError(workflow_id)
+        compiled = self._compile_snapshot(record)
+        return self._workflow(compiled, record, persistence, execution_provider, workflow_observer)
+
+    async def close(self) -> None:
+        """Close the default providers this builder opened."""
+        if (
+            self.persistence_provider is not None
+            and id(self.persistence_provider) in self._initialized
+        ):
+            await self.persistence_provider.close()
+            self._initialized.discard(id(self.persistence_provider))
+
+    async def __aenter__(self) -> WorkflowBuilder:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

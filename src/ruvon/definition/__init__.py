@@ -1,0 +1,1 @@
+"""The YAML language: schema, loader and validation."""

@@ -1,0 +1,358 @@
+"""The YAML language as pydantic models: pure data, no imports of user code.
+
+A workflow file parses into :class:`WorkflowDefinition`; each entry of ``steps`` into one step
+model chosen by its ``type`` (a discriminated union). Unknown keys are errors. The models accept
+the key spellings of the original documentation (``saga_mode``/``saga_enabled``,
+``initial_state_model``/``initial_state_model_path``, ``target``/``next_step`` …).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from ruvon.models import MergeConflictBehavior, MergeStrategy, StepKind
+
+__all__ = [
+    "AsyncStep",
+    "CronScheduleStep",
+    "DecisionStep",
+    "FireAndForgetStep",
+    "HttpConfig",
+    "HttpStep",
+    "HumanInLoopStep",
+    "LoopStep",
+    "ParallelStep",
+    "ParallelTask",
+    "RegistryEntry",
+    "RegistryFile",
+    "RetryPolicy",
+    "Route",
+    "StandardStep",
+    "StepDefinition",
+    "SubWorkflowStep",
+    "WorkflowDefinition",
+]
+
+_STEP_TYPE_ALIASES = {"COMPENSATABLE": "STANDARD", "CRON_SCHEDULER": "CRON_SCHEDULE"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class RetryPolicy(_Strict):
+    """How often a failing step is re-run before it fails the workflow.
+
+    The delay before attempt ``n + 1`` is ``delay_seconds * backoff_multiplier ** (n - 1)``,
+    capped at ``max_delay_seconds``.
+    """
+
+    max_attempts: int = Field(3, ge=1, le=100)
+    """Attempts in all, the first included. Default 3."""
+    delay_seconds: float = Field(1.0, ge=0, validation_alias=AliasChoices("delay_seconds", "delay"))
+    """Delay before the first retry. Default 1 s."""
+    backoff_multiplier: float = Field(2.0, ge=1)
+    """Factor applied to the delay after each retry. Default 2."""
+    max_delay_seconds: float = Field(60.0, ge=0)
+    """Upper bound of any delay. Default 60 s."""
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2 for the first retry)."""
+        delay = self.delay_seconds * self.backoff_multiplier ** max(attempt - 2, 0)
+        return float(min(delay, self.max_delay_seconds))
+
+
+class Route(_Strict):
+    """One route of a DECISION (or any) step: ``{condition, target}`` or ``{default}``."""
+
+    condition: str | None = None
+    target: str | None = Field(None, validation_alias=AliasChoices("target", "next_step"))
+    default: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Route:
+        if self.default is not None:
+            if self.condition is not None or self.target is not None:
+                raise ValueError("a route is either {condition, target} or {default}, not both")
+        elif self.condition is None or self.target is None:
+            raise ValueError("a route needs both 'condition' and 'target' (or only 'default')")
+        return self
+
+    @property
+    def destination(self) -> str:
+        """The step this route leads to."""
+        return self.default if self.default is not None else str(self.target)
+
+
+class _StepBase(_Strict):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    compensate_function: str | None = None
+    input_model: str | None = None
+    required_input: list[str] = Field(default_factory=list)
+    automate_next: bool = False
+    dependencies: list[str] = Field(default_factory=list)
+    dynamic_injection: dict[str, Any] | None = None
+    retry_policy: RetryPolicy | None = None
+    timeout_seconds: float | None = Field(None, gt=0)
+    next: str | None = None
+    """Explicit successor (a step name or ``END``) instead of the next step in the file."""
+    compensate_on_failure: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name_chars(cls, value: str) -> str:
+        if value.strip() != value or not value:
+            raise ValueError("step names may not start or end with spaces")
+        return value
+
+    @property
+    def kind(self) -> StepKind:
+        """The step's kind."""
+        return StepKind(self.type)  # type: ignore[attr-defined]
+
+
+class StandardStep(_StepBase):
+    """Runs ``function`` in the process and merges its result."""
+
+    type: Literal["STANDARD"] = "STANDARD"
+    function: str
+    routes: list[Route] = Field(default_factory=list)
+
+
+class AsyncStep(_StepBase):
+    """Runs ``function`` through the execution provider, possibly on another machine."""
+
+    type: Literal["ASYNC"]
+    function: str = Field(validation_alias=AliasChoices("function", "func_path"))
+    merge_strategy: MergeStrategy = MergeStrategy.SHALLOW
+    merge_conflict_behavior: MergeConflictBehavior = MergeConflictBehavior.PREFER_NEW
+
+
+class DecisionStep(_StepBase):
+    """Optionally runs ``function``, then jumps to the first route whose condition holds."""
+
+    type: Literal["DECISION"]
+    function: str | None = None
+    routes: list[Route] = Field(default_factory=list)
+
+
+class ParallelTask(_Strict):
+    """One task of a static PARALLEL step."""
+
+    name: str
+    function_path: str = Field(validation_alias=AliasChoices("function_path", "function"))
+
+
+class ParallelStep(_StepBase):
+    """Runs several tasks concurrently and merges their results."""
+
+    type: Literal["PARALLEL"]
+    tasks: list[ParallelTask] = Field(default_factory=list)
+    iterate_over: str | None = None
+    task_function: str | None = None
+    item_var_name: str = "item"
+    batch_size: int = Field(0, ge=0)
+    merge_strategy: MergeStrategy = MergeStrategy.SHALLOW
+    merge_conflict_behavior: MergeConflictBehavior = MergeConflictBehavior.PREFER_NEW
+    allow_partial_success: bool = False
+    merge_function_path: str | None = None
+
+    @model_validator(mode="after")
+    def _static_or_dynamic(self) -> ParallelStep:
+        if bool(self.tasks) == bool(self.iterate_over):
+            raise ValueError("a PARALLEL step needs either 'tasks' or 'iterate_over' (one of them)")
+        if self.iterate_over and not self.task_function:
+            raise ValueError("'iterate_over' needs 'task_function'")
+        return self
+
+
+class HttpConfig(_Strict):
+    """The request an HTTP step sends (values may be templates)."""
+
+    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH"] = "GET"
+    url: str
+    headers: dict[str, Any] = Field(default_factory=dict)
+    query_params: dict[str, Any] = Field(default_factory=dict)
+    body: Any = None
+    timeout: float = Field(30.0, gt=0)
+    retry_policy: RetryPolicy | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class HttpStep(_StepBase):
+    """Sends an HTTP request and stores the response under ``output_key``."""
+
+    type: Literal["HTTP"]
+    http_config: HttpConfig
+    output_key: str = "http_response"
+    includes: list[Literal["body", "status_code", "headers"]] | None = None
+    fail_on_status: bool = True
+    merge_strategy: MergeStrategy = MergeStrategy.SHALLOW
+
+
+class LoopStep(_StepBase):
+    """Runs ``loop_body`` for each item (ITERATE) or while a condition holds (WHILE)."""
+
+    type: Literal["LOOP"]
+    mode: Literal["ITERATE", "WHILE"]
+    iterate_over: str | None = None
+    item_var_name: str = "item"
+    while_condition: str | None = None
+    max_iterations: int = Field(1000, ge=1)
+    loop_body: list[StepDefinition] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _mode_keys(self) -> LoopStep:
+        if self.mode == "ITERATE" and not self.iterate_over:
+            raise ValueError("mode ITERATE needs 'iterate_over'")
+        if self.mode == "WHILE" and not self.while_condition:
+            raise ValueError("mode WHILE needs 'while_condition'")
+        return self
+
+
+class FireAndForgetStep(_StepBase):
+    """Starts an independent workflow and goes on without waiting for it."""
+
+    type: Literal["FIRE_AND_FORGET"]
+    target_workflow_type: str
+    initial_data_template: dict[str, Any] = Field(default_factory=dict)
+
+
+class CronScheduleStep(_StepBase):
+    """Registers a cron schedule that starts ``target_workflow_type`` workflows."""
+
+    type: Literal["CRON_SCHEDULE"]
+    cron_expression: str = Field(validation_alias=AliasChoices("cron_expression", "schedule"))
+    target_workflow_type: str
+    schedule_name: str | None = None
+    initial_data_template: dict[str, Any] = Field(default_factory=dict)
+
+
+class HumanInLoopStep(_StepBase):
+    """Waits for a person: pauses in WAITING_HUMAN until ``next_step(user_input)``."""
+
+    type: Literal["HUMAN_IN_LOOP"]
+    function: str | None = None
+    routes: list[Route] = Field(default_factory=list)
+    always_pause: bool = False
+
+
+class SubWorkflowStep(_StepBase):
+    """Starts a child workflow and waits for it."""
+
+    type: Literal["SUB_WORKFLOW"]
+    target_workflow_type: str
+    initial_data_template: dict[str, Any] = Field(default_factory=dict)
+
+
+def _step_tag(value: Any) -> str:
+    raw = value.get("type", "STANDARD") if isinstance(value, dict) else getattr(value, "type", "")
+    tag = str(raw).upper() if raw is not None else "STANDARD"
+    return _STEP_TYPE_ALIASES.get(tag, tag)
+
+
+StepDefinition = Annotated[
+    Annotated[StandardStep, Tag("STANDARD")]
+    | Annotated[AsyncStep, Tag("ASYNC")]
+    | Annotated[DecisionStep, Tag("DECISION")]
+    | Annotated[ParallelStep, Tag("PARALLEL")]
+    | Annotated[HttpStep, Tag("HTTP")]
+    | Annotated[LoopStep, Tag("LOOP")]
+    | Annotated[FireAndForgetStep, Tag("FIRE_AND_FORGET")]
+    | Annotated[CronScheduleStep, Tag("CRON_SCHEDULE")]
+    | Annotated[HumanInLoopStep, Tag("HUMAN_IN_LOOP")]
+    | Annotated[SubWorkflowStep, Tag("SUB_WORKFLOW")],
+    Discriminator(
+        _step_tag,
+        custom_error_type="unknown_step_type",
+        custom_error_message="Unknown step type",
+    ),
+]
+"""Any step; the ``type`` key (default STANDARD, case-insensitive) chooses the model."""
+
+
+def _normalize_step_type(step: Any) -> Any:
+    if isinstance(step, dict) and "type" in step and isinstance(step["type"], str):
+        tag = step["type"].upper()
+        step = {**step, "type": _STEP_TYPE_ALIASES.get(tag, tag)}
+    if isinstance(step, dict) and isinstance(step.get("loop_body"), list):
+        step = {**step, "loop_body": [_normalize_step_type(s) for s in step["loop_body"]]}
+    return step
+
+
+class WorkflowDefinition(_Strict):
+    """A workflow file (``workflow_type``, ``steps`` …) after env and parameter substitution."""
+
+    workflow_type: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    workflow_version: str | None = None
+    initial_state_model: str = Field(
+        validation_alias=AliasChoices("initial_state_model", "initial_state_model_path")
+    )
+    description: str | None = None
+    saga_enabled: bool = Field(False, validation_alias=AliasChoices("saga_enabled", "saga_mode"))
+    automate_start: bool = False
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    env: dict[str, Any] = Field(default_factory=dict)
+    initial_data_example: dict[str, Any] | None = None
+    schedule: Any = None
+    requires: list[str] = Field(default_factory=list)
+    steps: list[StepDefinition] = Field(min_length=1)
+
+    @field_validator("workflow_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) else value
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _step_types(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [_normalize_step_type(step) for step in value]
+        return value
+
+
+class RegistryEntry(BaseModel):
+    """One ``workflows[]`` entry of ``workflow_registry.yaml``.
+
+    Keys other than these are workflow-file keys given inline (the entry is then the file).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    type: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    config_file: str | None = None
+    initial_state_model: str | None = Field(
+        None, validation_alias=AliasChoices("initial_state_model", "initial_state_model_path")
+    )
+    description: str | None = None
+    requires: list[str] = Field(default_factory=list)
+    deprecated: bool = False
+    deprecation_date: str | None = None
+    remove_after_date: str | None = None
+
+
+class RegistryFile(_Strict):
+    """``workflow_registry.yaml``: the workflow types an application knows."""
+
+    workflows: list[RegistryEntry]
+    requires: list[str] = Field(default_factory=list)
+
+
+LoopStep.model_rebuild()
+WorkflowDefinition.model_rebuild()

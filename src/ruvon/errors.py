@@ -1,0 +1,153 @@
+"""Ruvon's exceptions.
+
+Every error Ruvon raises derives from :class:`RuvonError`. Errors that users of the original
+documentation catch as ``ValueError`` also derive from ``ValueError``::
+
+    RuvonError
+    ├── DefinitionError (ValueError)         a registry or workflow file is invalid (every issue)
+    ├── ExpressionError (ValueError)         a condition cannot be parsed or evaluated safely
+    ├── TemplateError (ValueError)           a template cannot be rendered
+    ├── WorkflowStateError (ValueError)      the operation is not allowed in the workflow's status
+    │   └── InvalidTransitionError           a status change the transition table forbids
+    ├── InvalidInputError (ValueError)       user input failed the step's input_model
+    ├── StepFailedError                      a step failed without an exception of its own
+    ├── NoRouteMatchedError (ValueError)     a DECISION step found no route
+    ├── JumpTargetError (ValueError)         a jump names a step that does not exist
+    ├── StepNotImplementedError (NotImplementedError)  the step kind has no runtime yet
+    └── PersistenceError (RuntimeError)      the store failed; driver errors are translated to these
+        ├── WorkflowNotFoundError (ValueError)
+        ├── ConcurrencyConflictError         a stale writer: another one advanced the workflow
+        └── DuplicateIdempotencyKeyError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class RuvonError(Exception):
+    """Base class of every error raised by Ruvon."""
+
+
+@dataclass(frozen=True)
+class DefinitionIssue:
+    """One problem found in a registry or workflow file."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    step: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file or "<definition>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        parts = [where]
+        if self.step is not None:
+            parts.append(f"step '{self.step}'")
+        if self.key is not None:
+            parts.append(f"key '{self.key}'")
+        return f"{', '.join(parts)}: {self.message}"
+
+
+class DefinitionError(RuvonError, ValueError):
+    """A workflow definition is invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: Sequence[DefinitionIssue], *, source: str | None = None) -> None:
+        self.issues = list(issues)
+        self.source = source
+        count = len(self.issues)
+        head = f"Invalid workflow definition{f' {source}' if source else ''}"
+        noun = "problem" if count == 1 else "problems"
+        lines = "\n".join(f"  - {issue}" for issue in self.issues)
+        super().__init__(f"{head}: {count} {noun}\n{lines}")
+
+
+class ExpressionError(RuvonError, ValueError):
+    """An expression is not valid or uses something the safe evaluator forbids."""
+
+
+class TemplateError(RuvonError, ValueError):
+    """A template could not be rendered (syntax error, undefined variable, sandbox violation)."""
+
+
+class WorkflowStateError(RuvonError, ValueError):
+    """The operation is not allowed while the workflow is in its current status."""
+
+
+class InvalidTransitionError(WorkflowStateError):
+    """A status change that the transition table does not allow."""
+
+    def __init__(self, old: str, new: str) -> None:
+        self.old_status = old
+        self.new_status = new
+        super().__init__(f"Workflow status cannot change from {old} to {new}.")
+
+
+class InvalidInputError(RuvonError, ValueError):
+    """User input did not validate against the step's ``input_model``; nothing was changed."""
+
+    def __init__(self, step_name: str, detail: str) -> None:
+        self.step_name = step_name
+        super().__init__(f"Invalid input for step '{step_name}': {detail}")
+
+
+class StepFailedError(RuvonError):
+    """A step failed for a reason that is not itself an exception (e.g. an invalid return value)."""
+
+
+class NoRouteMatchedError(RuvonError, ValueError):
+    """A DECISION step evaluated all its routes and none matched, and it has no default."""
+
+
+class JumpTargetError(RuvonError, ValueError):
+    """A jump (directive or route) names a step that does not exist in the workflow."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        super().__init__(f"Jump target step '{target}' not found.")
+
+
+class StepNotImplementedError(RuvonError, NotImplementedError):
+    """The step's kind is part of the language but has no runtime in this version."""
+
+    def __init__(self, step_name: str, kind: str) -> None:
+        self.step_name = step_name
+        self.kind = kind
+        super().__init__(
+            f"Step '{step_name}' has type {kind}, which this version of Ruvon cannot run yet."
+        )
+
+
+class PersistenceError(RuvonError, RuntimeError):
+    """The persistence provider failed. Driver errors are translated into this type."""
+
+
+class WorkflowNotFoundError(PersistenceError, ValueError):
+    """No workflow with this id exists in the store."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"Workflow '{workflow_id}' not found.")
+
+
+class ConcurrencyConflictError(PersistenceError):
+    """The workflow was changed by someone else since it was loaded; nothing was written."""
+
+    def __init__(self, workflow_id: str, expected_version: int) -> None:
+        self.workflow_id = workflow_id
+        self.expected_version = expected_version
+        super().__init__(
+            f"Workflow '{workflow_id}' was modified concurrently (expected version "
+            f"{expected_version}); reload it and try again. Nothing was written."
+        )
+
+
+class DuplicateIdempotencyKeyError(PersistenceError):
+    """A raw insert used an idempotency key that another workflow already holds."""
+
+    def __init__(self, key: str) -> None:
+        self.idempotency_key = key
+        super().__init__(f"Idempotency key '{key}' is already used by another workflow.")

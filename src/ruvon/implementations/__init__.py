@@ -1,0 +1,1 @@
+"""Implementations of the provider contracts. Chosen by the builder and the entry points."""

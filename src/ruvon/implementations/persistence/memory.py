@@ -1,0 +1,301 @@
+"""A complete persistence provider in dictionaries.
+
+It is the readable specification of the contract and a product feature (tests, prototypes,
+short-lived processes); everything is lost when the process exits. Each method runs without an
+``await`` between its reads and writes, which makes it atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
+from ruvon.models import normalize_status
+from ruvon.providers.persistence import (
+    AuditEvent,
+    Heartbeat,
+    LogEntry,
+    MetricPoint,
+    WorkflowRecord,
+    WorkflowUpdate,
+)
+
+__all__ = ["InMemoryPersistence", "InMemoryPersistenceProvider", "MemoryPersistenceProvider"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _status_filter(status: str | Sequence[str] | None) -> set[str] | None:
+    if status is None:
+        return None
+    values = [status] if isinstance(status, str) else list(status)
+    wanted: set[str] = set()
+    for value in values:
+        normalized = normalize_status(value).value
+        wanted.add(normalized)
+        if normalized == "WAITING_HUMAN":
+            wanted.add("WAITING_HUMAN_INPUT")
+    return wanted
+
+
+class MemoryPersistenceProvider:
+    """Keeps workflows, audit entries, logs, metrics and heartbeats in process memory."""
+
+    def __init__(self) -> None:
+        self._workflows: dict[str, WorkflowRecord] = {}
+        self._idempotency: dict[str, str] = {}
+        self._audit: dict[str, list[AuditEvent]] = {}
+        self._logs: dict[str, list[LogEntry]] = {}
+        self._metrics: list[MetricPoint] = []
+        self._heartbeats: dict[str, Heartbeat] = {}
+        self._next_id = 0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> MemoryPersistenceProvider:
+        await self.initialize()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    # -- workflows -------------------------------------------------------------------------
+
+    async def create_workflow(
+        self, record: WorkflowRecord, audit: Sequence[AuditEvent] = ()
+    ) -> WorkflowRecord:
+        key = record.idempotency_key
+        if key is not None and key in self._idempotency:
+            return self._copy(self._workflows[self._idempotency[key]])
+        if record.id in self._workflows:
+            raise PersistenceError(f"Workflow '{record.id}' already exists.")
+        now = _now()
+        stored = dataclasses.replace(
+            record,
+            state=copy.deepcopy(record.state),
+            metadata=copy.deepcopy(record.metadata),
+            version=1,
+            created_at=record.created_at or now,
+            updated_at=now,
+        )
+        self._workflows[record.id] = stored
+        if key is not None:
+            self._idempotency[key] = record.id
+        self._append_audit(record.id, audit, now)
+        return self._copy(stored)
+
+    async def load_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        record = self._workflows.get(workflow_id)
+        return None if record is None else self._copy(record)
+
+    async def commit_workflow(
+        self,
+        update: WorkflowUpdate,
+        *,
+        expected_version: int,
+        audit: Sequence[AuditEvent] = (),
+        metrics: Sequence[MetricPoint] = (),
+        logs: Sequence[LogEntry] = (),
+    ) -> int:
+        current = self._workflows.get(update.workflow_id)
+        if current is None:
+            raise WorkflowNotFoundError(update.workflow_id)
+        if current.version != expected_version:
+            raise ConcurrencyConflictError(update.workflow_id, expected_version)
+        now = _now()
+        # The engine hands over freshly built values and never touches them again, so they are
+        # stored without copying; reads return copies.
+        self._workflows[update.workflow_id] = dataclasses.replace(
+            current,
+            status=update.status,
+            state=update.state,
+            current_step=update.current_step,
+            current_step_index=update.current_step_index,
+            metadata=update.metadata,
+            completed_steps_stack=update.completed_steps_stack,
+            saga_mode=update.saga_mode,
+            blocked_on_child_id=update.blocked_on_child_id,
+            error_message=update.error_message,
+            completed_at=update.completed_at,
+            version=expected_version + 1,
+            updated_at=now,
+        )
+        self._append_audit(update.workflow_id, audit, now)
+        for point in metrics:
+            self._store_metric(update.workflow_id, point, now)
+        for entry in logs:
+            self._store_log(update.workflow_id, entry, now)
+        return expected_version + 1
+
+    async def list_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        parent_workflow_id: str | None = None,
+        owner_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[WorkflowRecord]:
+        statuses = _status_filter(status)
+        matches = [
+            record
+            for record in self._workflows.values()
+            if (statuses is None or record.status in statuses)
+            and (workflow_type is None or record.workflow_type == workflow_type)
+            and (parent_workflow_id is None or record.parent_execution_id == parent_workflow_id)
+            and (owner_id is None or record.owner_id == owner_id)
+        ]
+        # Insertion order is creation order; newest first.
+        matches.reverse()
+        return [self._copy(record) for record in matches[offset : offset + limit]]
+
+    async def delete_workflow(self, workflow_id: str) -> bool:
+        record = self._workflows.pop(workflow_id, None)
+        if record is None:
+            return False
+        if record.idempotency_key is not None:
+            self._idempotency.pop(record.idempotency_key, None)
+        self._audit.pop(workflow_id, None)
+        self._logs.pop(workflow_id, None)
+        self._heartbeats.pop(workflow_id, None)
+        self._metrics = [point for point in self._metrics if point.workflow_id != workflow_id]
+        return True
+
+    @staticmethod
+    def _copy(record: WorkflowRecord) -> WorkflowRecord:
+        return dataclasses.replace(
+            record,
+            state=copy.deepcopy(record.state),
+            metadata=copy.deepcopy(record.metadata),
+            completed_steps_stack=copy.deepcopy(record.completed_steps_stack),
+        )
+
+    def _require(self, workflow_id: str) -> None:
+        if workflow_id not in self._workflows:
+            raise WorkflowNotFoundError(workflow_id)
+
+    # -- audit, logs, metrics --------------------------------------------------------------
+
+    def _append_audit(self, workflow_id: str, events: Sequence[AuditEvent], now: datetime) -> None:
+        if not events:
+            return
+        entries = self._audit.setdefault(workflow_id, [])
+        for event in events:
+            entries.append(
+                dataclasses.replace(event, workflow_id=workflow_id, id=self._id(), timestamp=now)
+            )
+
+    def _store_metric(self, workflow_id: str, point: MetricPoint, now: datetime) -> None:
+        workflow_type = point.workflow_type or self._workflows[workflow_id].workflow_type
+        self._metrics.append(
+            dataclasses.replace(
+                point,
+                workflow_id=workflow_id,
+                workflow_type=workflow_type,
+                id=self._id(),
+                recorded_at=now,
+            )
+        )
+
+    def _store_log(self, workflow_id: str, entry: LogEntry, now: datetime) -> None:
+        self._logs.setdefault(workflow_id, []).append(
+            dataclasses.replace(entry, workflow_id=workflow_id, id=self._id(), logged_at=now)
+        )
+
+    async def log_audit_event(self, workflow_id: str, event: AuditEvent) -> None:
+        self._require(workflow_id)
+        self._append_audit(workflow_id, [event], _now())
+
+    async def get_audit_log(
+        self, workflow_id: str, *, event_type: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        events = self._audit.get(workflow_id, [])
+        if event_type is not None:
+            events = [event for event in events if event.event_type == event_type]
+        return events[:limit]
+
+    async def log_execution(self, workflow_id: str, entry: LogEntry) -> None:
+        self._require(workflow_id)
+        self._store_log(workflow_id, entry, _now())
+
+    async def get_execution_logs(
+        self,
+        workflow_id: str,
+        *,
+        step_name: str | None = None,
+        level: str | None = None,
+        limit: int = 50,
+    ) -> list[LogEntry]:
+        entries = [
+            entry
+            for entry in self._logs.get(workflow_id, [])
+            if (step_name is None or entry.step_name == step_name)
+            and (level is None or entry.level == level.upper())
+        ]
+        return entries[:limit]
+
+    async def record_metric(self, workflow_id: str, point: MetricPoint) -> None:
+        self._require(workflow_id)
+        self._store_metric(workflow_id, point, _now())
+
+    async def get_workflow_metrics(
+        self,
+        *,
+        workflow_id: str | None = None,
+        workflow_type: str | None = None,
+        metric_name: str | None = None,
+        limit: int = 100,
+    ) -> list[MetricPoint]:
+        points = [
+            point
+            for point in self._metrics
+            if (workflow_id is None or point.workflow_id == workflow_id)
+            and (workflow_type is None or point.workflow_type == workflow_type)
+            and (metric_name is None or point.metric_name == metric_name)
+        ]
+        return points[:limit]
+
+    # -- heartbeats ------------------------------------------------------------------------
+
+    async def upsert_heartbeat(
+        self,
+        workflow_id: str,
+        worker_id: str,
+        current_step: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._require(workflow_id)
+        self._heartbeats[workflow_id] = Heartbeat(
+            workflow_id=workflow_id,
+            worker_id=worker_id,
+            current_step=current_step,
+            last_heartbeat=_now(),
+            metadata=copy.deepcopy(metadata),
+        )
+
+    async def delete_heartbeat(self, workflow_id: str) -> None:
+        self._heartbeats.pop(workflow_id, None)
+
+    async def get_stale_heartbeats(self, stale_threshold_seconds: float = 120) -> list[Heartbeat]:
+        cutoff = _now() - timedelta(seconds=stale_threshold_seconds)
+        stale = [beat for beat in self._heartbeats.values() if beat.last_heartbeat < cutoff]
+        return sorted(stale, key=lambda beat: beat.last_heartbeat)
+
+
+InMemoryPersistenceProvider = MemoryPersistenceProvider
+InMemoryPersistence = MemoryPersistenceProvider

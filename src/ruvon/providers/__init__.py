@@ -1,0 +1,1 @@
+"""Provider contracts (Protocols). Implementations live in :mod:`ruvon.implementations`."""

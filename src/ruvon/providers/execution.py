@@ -1,0 +1,94 @@
+"""The execution contract: where and how a step function runs.
+
+An execution provider never commits anything: it runs (or sends away) a step function and
+gives back what it returned. The engine alone merges results and commits them. A provider that
+runs steps elsewhere (e.g. Celery workers) answers :meth:`ExecutionProvider.dispatch_async_task`
+with a :class:`TaskDispatched` instead of a result; the workflow then waits in ``PENDING_ASYNC``
+until the remote side reports the result back (docs/architecture.md, "Remote execution").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ruvon.models import StepContext
+
+StepFunction = Callable[..., "dict[str, Any] | Awaitable[dict[str, Any] | None] | None"]
+"""``fn(state, context, **user_input) -> dict`` — a plain function or a coroutine function."""
+
+__all__ = [
+    "AsyncTask",
+    "ExecutionContext",
+    "ExecutionProvider",
+    "StepFunction",
+    "TaskDispatched",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionContext:
+    """Tracing information that travels with a dispatched task."""
+
+    trace_id: str
+    workflow_id: str
+    step_name: str
+    attempt: int = 1
+    actor_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncTask:
+    """An ASYNC step to run, described so that another process can run it.
+
+    ``function_path`` is importable by the worker; ``state`` is the JSON-ready state; the worker
+    reports ``(workflow_id, step_index, expected_version)`` back so that a redelivered task can
+    never apply the same step twice.
+    """
+
+    workflow_id: str
+    workflow_type: str
+    step_name: str
+    step_index: int
+    function_path: str
+    state: dict[str, Any]
+    expected_version: int
+    user_input: Mapping[str, Any] = field(default_factory=dict)
+    data_region: str | None = None
+    execution_context: ExecutionContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDispatched:
+    """The answer of a provider that sent the task away: the workflow waits for the result."""
+
+    task_id: str
+
+
+@runtime_checkable
+class ExecutionProvider(Protocol):
+    """Runs step functions, in this process or elsewhere."""
+
+    async def initialize(self) -> None:
+        """Prepare resources (threads, broker connections). Idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources."""
+        ...
+
+    async def execute_sync_step_function(
+        self, func: StepFunction, state: Any, context: StepContext, **user_input: Any
+    ) -> dict[str, Any]:
+        """Run ``func(state, context, **user_input)`` now and return its result (``{}`` for None).
+
+        Coroutine functions are awaited. Exceptions (including directives) propagate unchanged.
+        """
+        ...
+
+    async def dispatch_async_task(
+        self, task: AsyncTask, func: StepFunction, state: Any, context: StepContext
+    ) -> dict[str, Any] | TaskDispatched:
+        """Run an ASYNC step: either now (return its result) or elsewhere (return the task id)."""
+        ...

@@ -1,0 +1,285 @@
+"""The persistence contract: what every store (memory, SQLite, PostgreSQL, yours) provides.
+
+The contract is a set of small Protocols (structural typing: a provider need not import Ruvon to
+satisfy them). :class:`PersistenceProvider` is their union, which is what the engine needs.
+The records below are the vocabulary of the contract; they are plain frozen data.
+
+The one rule every implementation must keep: :meth:`WorkflowStore.commit_workflow` writes the
+workflow row *and* the audit, metric and log entries that come with it in one transaction, and
+only if the row's version is still the expected one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from ruvon.errors import (
+    ConcurrencyConflictError,
+    DuplicateIdempotencyKeyError,
+    PersistenceError,
+    WorkflowNotFoundError,
+)
+
+__all__ = [
+    "AuditEvent",
+    "AuditLog",
+    "ConcurrencyConflictError",
+    "DuplicateIdempotencyKeyError",
+    "Heartbeat",
+    "HeartbeatStore",
+    "LogEntry",
+    "MetricPoint",
+    "PersistenceError",
+    "PersistenceProvider",
+    "WorkflowNotFoundError",
+    "WorkflowRecord",
+    "WorkflowStore",
+    "WorkflowUpdate",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowUpdate:
+    """The fields of a workflow row that change as it runs; written by ``commit_workflow``."""
+
+    workflow_id: str
+    status: str
+    state: dict[str, Any]
+    current_step: str | None
+    current_step_index: int
+    metadata: dict[str, Any]
+    completed_steps_stack: list[dict[str, Any]] = field(default_factory=list)
+    saga_mode: bool = False
+    blocked_on_child_id: str | None = None
+    error_message: str | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    """One stored workflow: its identity, its definition snapshot and its current progress.
+
+    ``version`` is the row version used for optimistic concurrency: 1 when created, +1 on every
+    successful commit.
+    """
+
+    id: str
+    workflow_type: str
+    workflow_version: str | None
+    definition_snapshot: dict[str, Any]
+    state_model_path: str
+    status: str
+    state: dict[str, Any]
+    current_step: str | None
+    current_step_index: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    completed_steps_stack: list[dict[str, Any]] = field(default_factory=list)
+    saga_mode: bool = False
+    parent_execution_id: str | None = None
+    blocked_on_child_id: str | None = None
+    owner_id: str | None = None
+    org_id: str | None = None
+    data_region: str | None = None
+    priority: int = 5
+    idempotency_key: str | None = None
+    error_message: str | None = None
+    version: int = 1
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a plain dict (the shape the REST API and CLI show)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """An append-only audit entry. ``id``, ``workflow_id`` and ``timestamp`` are set on read."""
+
+    event_type: str
+    step_name: str | None = None
+    old_status: str | None = None
+    new_status: str | None = None
+    data: dict[str, Any] | None = None
+    user_id: str | None = None
+    worker_id: str | None = None
+    duration_ms: float | None = None
+    workflow_id: str | None = None
+    id: int | None = None
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """A numeric measurement, e.g. ``step_duration_ms`` for every step the engine runs."""
+
+    metric_name: str
+    metric_value: float
+    unit: str | None = None
+    step_name: str | None = None
+    tags: dict[str, Any] | None = None
+    workflow_id: str | None = None
+    workflow_type: str | None = None
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """An execution log line kept with the workflow (``ruvon logs`` shows them)."""
+
+    level: str
+    message: str
+    step_name: str | None = None
+    metadata: dict[str, Any] | None = None
+    workflow_id: str | None = None
+    id: int | None = None
+    logged_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Proof of life of a worker running a step of a workflow."""
+
+    workflow_id: str
+    worker_id: str
+    current_step: str | None
+    last_heartbeat: datetime
+    metadata: dict[str, Any] | None = None
+
+
+@runtime_checkable
+class WorkflowStore(Protocol):
+    """Workflow rows: create, load, commit (versioned), list, delete."""
+
+    async def initialize(self) -> None:
+        """Connect and bring the schema up to date. Idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. The provider may be initialized again afterwards."""
+        ...
+
+    async def create_workflow(
+        self, record: WorkflowRecord, audit: Sequence[AuditEvent] = ()
+    ) -> WorkflowRecord:
+        """Insert a workflow and its audit entries in one transaction and return what is stored.
+
+        If ``record.idempotency_key`` is already held by another workflow, nothing is written
+        and that workflow's record is returned instead.
+        """
+        ...
+
+    async def load_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        """The stored workflow, or ``None`` if there is none with this id."""
+        ...
+
+    async def commit_workflow(
+        self,
+        update: WorkflowUpdate,
+        *,
+        expected_version: int,
+        audit: Sequence[AuditEvent] = (),
+        metrics: Sequence[MetricPoint] = (),
+        logs: Sequence[LogEntry] = (),
+    ) -> int:
+        """Write ``update`` and the entries in one transaction; return the new row version.
+
+        Raises :class:`ConcurrencyConflictError` (writing nothing) if the stored version is not
+        ``expected_version``, and :class:`WorkflowNotFoundError` if the workflow does not exist.
+        """
+        ...
+
+    async def list_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        parent_workflow_id: str | None = None,
+        owner_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[WorkflowRecord]:
+        """Workflows matching every given filter, newest first."""
+        ...
+
+    async def delete_workflow(self, workflow_id: str) -> bool:
+        """Delete a workflow with its audit, logs, metrics and heartbeat. False if absent."""
+        ...
+
+
+@runtime_checkable
+class AuditLog(Protocol):
+    """The audit trail, execution logs and metrics kept next to each workflow."""
+
+    async def log_audit_event(self, workflow_id: str, event: AuditEvent) -> None:
+        """Append one audit entry outside a step commit (e.g. a user action)."""
+        ...
+
+    async def get_audit_log(
+        self, workflow_id: str, *, event_type: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        """Audit entries of a workflow in the order they were written."""
+        ...
+
+    async def log_execution(self, workflow_id: str, entry: LogEntry) -> None:
+        """Append one execution log line."""
+        ...
+
+    async def get_execution_logs(
+        self,
+        workflow_id: str,
+        *,
+        step_name: str | None = None,
+        level: str | None = None,
+        limit: int = 50,
+    ) -> list[LogEntry]:
+        """Execution log lines of a workflow in the order they were written."""
+        ...
+
+    async def record_metric(self, workflow_id: str, point: MetricPoint) -> None:
+        """Store one metric point."""
+        ...
+
+    async def get_workflow_metrics(
+        self,
+        *,
+        workflow_id: str | None = None,
+        workflow_type: str | None = None,
+        metric_name: str | None = None,
+        limit: int = 100,
+    ) -> list[MetricPoint]:
+        """Metric points matching the filters, in the order they were recorded."""
+        ...
+
+
+@runtime_checkable
+class HeartbeatStore(Protocol):
+    """Heartbeat rows that make a step in progress visible (and a crashed worker detectable)."""
+
+    async def upsert_heartbeat(
+        self,
+        workflow_id: str,
+        worker_id: str,
+        current_step: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Create or refresh the heartbeat of a workflow (one row per workflow)."""
+        ...
+
+    async def delete_heartbeat(self, workflow_id: str) -> None:
+        """Remove the heartbeat of a workflow, if any."""
+        ...
+
+    async def get_stale_heartbeats(self, stale_threshold_seconds: float = 120) -> list[Heartbeat]:
+        """Heartbeats older than the threshold, oldest first."""
+        ...
+
+
+@runtime_checkable
+class PersistenceProvider(WorkflowStore, AuditLog, HeartbeatStore, Protocol):
+    """Everything the engine needs from a store."""

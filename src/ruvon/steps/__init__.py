@@ -1,0 +1,21 @@
+"""Step kinds and their runners. ``STEP_RUNNERS`` is the only switch on a step's kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ruvon.models import StepKind
+from ruvon.steps.base import StepOutcome, StepRun, StepRunner
+from ruvon.steps.decision import DecisionRunner
+from ruvon.steps.function import StandardRunner
+from ruvon.steps.human import HumanInLoopRunner
+
+__all__ = ["STEP_RUNNERS", "StepOutcome", "StepRun", "StepRunner"]
+
+STEP_RUNNERS: Mapping[StepKind, StepRunner] = {
+    StepKind.STANDARD: StandardRunner(),
+    StepKind.DECISION: DecisionRunner(),
+    StepKind.HUMAN_IN_LOOP: HumanInLoopRunner(),
+}
+"""The runner of each step kind that this version can run. A kind missing here is part of the
+language (its files validate) but fails with StepNotImplementedError when a workflow reaches it."""

@@ -1,0 +1,147 @@
+"""What every step runner shares: the outcome it reports, the context it runs in, the call of a
+step function and the retry loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from ruvon.definition.compiled import CallSpec, CompiledStep
+from ruvon.definition.schema import Route
+from ruvon.models import (
+    StartSubWorkflowDirective,
+    StepContext,
+    WorkflowJumpDirective,
+    WorkflowPauseDirective,
+    WorkflowStatus,
+)
+from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.expression_evaluator import ExpressionEvaluator
+from ruvon.providers.persistence import PersistenceProvider
+from ruvon.providers.template_engine import TemplateEngine
+
+__all__ = [
+    "DIRECTIVES",
+    "StepOutcome",
+    "StepRun",
+    "StepRunner",
+    "call_function",
+    "with_retries",
+]
+
+logger = logging.getLogger("ruvon.steps")
+
+DIRECTIVES = (WorkflowJumpDirective, WorkflowPauseDirective, StartSubWorkflowDirective)
+"""Exceptions that steer the workflow; they are never retried."""
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class StepOutcome:
+    """What running a step produced; the workflow merges, routes and commits it."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    jump_to: str | None = None
+    """A step to continue at (from a directive); overrides ``routes``."""
+    routes: Sequence[Route] = ()
+    """Routes to evaluate against the merged state, first match wins."""
+    routes_required: bool = False
+    """True for DECISION steps: no matching route is an error."""
+    wait: WorkflowStatus | None = None
+    """PAUSED or WAITING_HUMAN: the workflow stops and waits for input."""
+    completes_step: bool = True
+    """False when the step itself is still to be done (a human step waiting for its input)."""
+    waiting_for: str | None = None
+
+
+@dataclass(slots=True)
+class StepRun:
+    """Everything a runner may use to run one step of one workflow."""
+
+    workflow_id: str
+    workflow_type: str
+    state: Any
+    user_input: Mapping[str, Any]
+    first_in_call: bool
+    """True for the step the caller asked for, False for steps reached by ``automate_next``."""
+    resuming: WorkflowStatus | None
+    """The waiting status this call resumes from, if any."""
+    validated_input: Any
+    previous_step_result: dict[str, Any] | None
+    parent_workflow_id: str | None
+    execution: ExecutionProvider
+    persistence: PersistenceProvider
+    evaluator: ExpressionEvaluator
+    templates: TemplateEngine
+
+    def context(self, step: CompiledStep, attempt: int = 1) -> StepContext:
+        """The :class:`StepContext` passed to the step's function."""
+        return StepContext.model_construct(
+            workflow_id=self.workflow_id,
+            step_name=step.name,
+            workflow_type=self.workflow_type,
+            step_index=step.index,
+            validated_input=self.validated_input,
+            previous_step_result=self.previous_step_result,
+            loop_item=None,
+            loop_index=None,
+            parent_workflow_id=self.parent_workflow_id,
+            attempt=attempt,
+            persistence=self.persistence,
+        )
+
+
+class StepRunner(Protocol):
+    """Runs the steps of one kind."""
+
+    async def run(self, step: CompiledStep, run: StepRun) -> StepOutcome:
+        """Run ``step`` and report its outcome. Exceptions fail the step."""
+        ...
+
+
+async def call_function(spec: CallSpec, step: CompiledStep, run: StepRun) -> dict[str, Any]:
+    """Call a step function through the execution provider, with the step's retry policy and
+    timeout. Directives propagate at once; other exceptions after the last attempt."""
+
+    async def attempt(number: int) -> dict[str, Any]:
+        kwargs = spec.keyword_arguments(run.user_input, run.state)
+        call = run.execution.execute_sync_step_function(
+            spec.func, run.state, run.context(step, number), **kwargs
+        )
+        timeout = step.definition.timeout_seconds
+        if timeout is None:
+            return await call
+        return await asyncio.wait_for(call, timeout)
+
+    return await with_retries(step, attempt)
+
+
+async def with_retries(step: CompiledStep, attempt: Callable[[int], Awaitable[T]]) -> T:
+    """Run ``attempt(n)`` until it succeeds or the step's retry policy is exhausted."""
+    policy = step.definition.retry_policy
+    attempts = policy.max_attempts if policy is not None else 1
+    number = 1
+    while True:
+        try:
+            return await attempt(number)
+        except DIRECTIVES:
+            raise
+        except Exception as exc:
+            if policy is None or number >= attempts:
+                raise
+            number += 1
+            delay = policy.delay_before(number)
+            logger.warning(
+                "Step %s failed (%s: %s); attempt %d of %d in %.2fs",
+                step.name,
+                type(exc).__name__,
+                exc,
+                number,
+                attempts,
+                delay,
+            )
+            await asyncio.sleep(delay)

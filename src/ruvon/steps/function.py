@@ -1,0 +1,36 @@
+"""STANDARD steps: run the function in-process, merge its result, follow a matching route."""
+
+from __future__ import annotations
+
+from ruvon.definition.compiled import CompiledStep
+from ruvon.definition.schema import StandardStep
+from ruvon.models import WorkflowJumpDirective, WorkflowPauseDirective, WorkflowStatus
+from ruvon.steps.base import StepOutcome, StepRun, call_function
+
+__all__ = ["StandardRunner", "outcome_of_directive"]
+
+
+def outcome_of_directive(
+    directive: WorkflowJumpDirective | WorkflowPauseDirective, wait: WorkflowStatus
+) -> StepOutcome:
+    """The outcome a jump or pause directive stands for."""
+    if isinstance(directive, WorkflowJumpDirective):
+        return StepOutcome(result=dict(directive.result or {}), jump_to=directive.target_step_name)
+    return StepOutcome(
+        result=dict(directive.result or {}), wait=wait, waiting_for=directive.waiting_for
+    )
+
+
+class StandardRunner:
+    """Runs a STANDARD step. Its routes, if any, are followed when one matches; when none
+    matches the workflow goes on with the next step."""
+
+    async def run(self, step: CompiledStep, run: StepRun) -> StepOutcome:
+        assert step.function is not None  # the schema requires it
+        definition = step.definition
+        assert isinstance(definition, StandardStep)
+        try:
+            result = await call_function(step.function, step, run)
+        except (WorkflowJumpDirective, WorkflowPauseDirective) as directive:
+            return outcome_of_directive(directive, WorkflowStatus.PAUSED)
+        return StepOutcome(result=result, routes=definition.routes)

@@ -1,0 +1,1 @@
+"""Documented import aliases (``ruvon.utils.serialization``)."""

@@ -1,0 +1,796 @@
+"""``Workflow``: one running instance. It picks the runner of the current step, merges and routes
+the outcome, and commits result, state, status, pointer and audit entry in one call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Generator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ruvon.definition.compiled import CompiledStep, CompiledWorkflow
+from ruvon.definition.schema import HumanInLoopStep
+from ruvon.definition.validate import END
+from ruvon.errors import (
+    InvalidInputError,
+    JumpTargetError,
+    NoRouteMatchedError,
+    StepNotImplementedError,
+    WorkflowStateError,
+)
+from ruvon.models import (
+    RETRYABLE_STATUSES,
+    TERMINAL_STATUSES,
+    WorkflowStatus,
+    WorkflowStep,
+    check_transition,
+    normalize_status,
+)
+from ruvon.observing import ObserverHub
+from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.expression_evaluator import ExpressionEvaluator
+from ruvon.providers.persistence import (
+    AuditEvent,
+    LogEntry,
+    MetricPoint,
+    PersistenceProvider,
+    WorkflowRecord,
+    WorkflowUpdate,
+)
+from ruvon.providers.template_engine import TemplateEngine
+from ruvon.saga import compensate
+from ruvon.state import dump_state, merge_state
+from ruvon.steps import STEP_RUNNERS, StepOutcome, StepRun
+from ruvon.steps.routing import choose_route
+
+__all__ = ["Workflow"]
+
+logger = logging.getLogger("ruvon.workflow")
+
+_RUNNABLE = frozenset(
+    {
+        WorkflowStatus.ACTIVE,
+        WorkflowStatus.PAUSED,
+        WorkflowStatus.WAITING_HUMAN,
+        WorkflowStatus.WAITING_HUMAN_INPUT,
+    }
+)
+
+
+class _Done:
+    """An awaitable that does nothing: lets ``enable_saga_mode()`` be awaited or not."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
+
+
+class Workflow:
+    """One workflow instance: its state, status and position, and the providers it runs with.
+
+    Build instances with ``WorkflowBuilder.create_workflow`` / ``load_workflow``, or directly
+    from a stored record with :meth:`from_record`.
+    """
+
+    def __init__(
+        self,
+        compiled: CompiledWorkflow,
+        record: WorkflowRecord,
+        *,
+        persistence_provider: PersistenceProvider,
+        execution_provider: ExecutionProvider,
+        expression_evaluator: ExpressionEvaluator,
+        template_engine: TemplateEngine,
+        workflow_observer: object | None = None,
+    ) -> None:
+        if persistence_provider is None or execution_provider is None:
+            raise ValueError("Workflow needs a persistence_provider and an execution_provider")
+        self._compiled = compiled
+        self._persistence = persistence_provider
+        self._execution = execution_provider
+        self._evaluator = expression_evaluator
+        self._templates = template_engine
+        self._observer = workflow_observer
+        self._hub = ObserverHub(workflow_observer)
+        self._lock = asyncio.Lock()
+        self._last_result: dict[str, Any] | None = None
+
+        self.id: str = record.id
+        self.workflow_type: str = record.workflow_type
+        self.workflow_version: str | None = record.workflow_version
+        self.definition_snapshot: dict[str, Any] = record.definition_snapshot
+        self.state_model_path: str = record.state_model_path
+        self.status: WorkflowStatus = WorkflowStatus(record.status)
+        self.current_step_index: int = record.current_step_index
+        self.metadata: dict[str, Any] = dict(record.metadata)
+        self.saga_mode: bool = record.saga_mode
+        self.completed_steps_stack: list[dict[str, Any]] = list(record.completed_steps_stack)
+        self.parent_execution_id: str | None = record.parent_execution_id
+        self.blocked_on_child_id: str | None = record.blocked_on_child_id
+        self.owner_id: str | None = record.owner_id
+        self.org_id: str | None = record.org_id
+        self.data_region: str | None = record.data_region
+        self.priority: int = record.priority
+        self.idempotency_key: str | None = record.idempotency_key
+        self.error_message: str | None = record.error_message
+        self.version: int = record.version
+        self.created_at: datetime | None = record.created_at
+        self.updated_at: datetime | None = record.updated_at
+        self.completed_at: datetime | None = record.completed_at
+        self._committed_state: dict[str, Any] = record.state
+        self.state: Any = self._rebuild_state(record.state)
+
+    @classmethod
+    def from_record(
+        cls,
+        compiled: CompiledWorkflow,
+        record: WorkflowRecord,
+        *,
+        persistence_provider: PersistenceProvider,
+        execution_provider: ExecutionProvider,
+        expression_evaluator: ExpressionEvaluator,
+        template_engine: TemplateEngine,
+        workflow_observer: object | None = None,
+    ) -> Workflow:
+        """Rebuild a workflow from its stored record and its compiled snapshot."""
+        return cls(
+            compiled,
+            record,
+            persistence_provider=persistence_provider,
+            execution_provider=execution_provider,
+            expression_evaluator=expression_evaluator,
+            template_engine=template_engine,
+            workflow_observer=workflow_observer,
+        )
+
+    # -- read-only views -------------------------------------------------------------------
+
+    @property
+    def steps(self) -> list[WorkflowStep]:
+        """The workflow's steps, in file order."""
+        return [step.public for step in self._compiled.steps]
+
+    workflow_steps = steps
+
+    @property
+    def current_step(self) -> WorkflowStep | None:
+        """The step the next call runs (equal to its name), or None when the workflow ended."""
+        if self.status in TERMINAL_STATUSES and self.status not in RETRYABLE_STATUSES:
+            return None
+        if 0 <= self.current_step_index < len(self._compiled.steps):
+            return self._compiled.steps[self.current_step_index].public
+        return None
+
+    @property
+    def current_step_name(self) -> str | None:
+        """The name of :attr:`current_step`."""
+        step = self.current_step
+        return step.name if step is not None else None
+
+    @property
+    def parent_workflow_id(self) -> str | None:
+        """Alias of :attr:`parent_execution_id`."""
+        return self.parent_execution_id
+
+    @property
+    def state_model(self) -> type[Any]:
+        """The state's model class (``dict`` for ``builtins.dict``)."""
+        return self._compiled.state_model
+
+    @property
+    def persistence(self) -> PersistenceProvider:
+        """The persistence provider this workflow commits to."""
+        return self._persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        """The workflow as a JSON-ready dict (the shape of the stored record)."""
+        return {
+            "id": self.id,
+            "workflow_type": self.workflow_type,
+            "workflow_version": self.workflow_version,
+            "status": self.status.value,
+            "current_step": self.current_step_name,
+            "current_step_index": self.current_step_index,
+            "state": dump_state(self.state),
+            "state_model_path": self.state_model_path,
+            "metadata": self.metadata,
+            "saga_mode": self.saga_mode,
+            "completed_steps_stack": self.completed_steps_stack,
+            "parent_execution_id": self.parent_execution_id,
+            "blocked_on_child_id": self.blocked_on_child_id,
+            "owner_id": self.owner_id,
+            "org_id": self.org_id,
+            "data_region": self.data_region,
+            "priority": self.priority,
+            "idempotency_key": self.idempotency_key,
+            "error_message": self.error_message,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "completed_at": self.completed_at,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<Workflow {self.workflow_type} {self.id} {self.status.value} "
+            f"at {self.current_step_name!r}>"
+        )
+
+    # -- driving ---------------------------------------------------------------------------
+
+    async def next_step(
+        self, user_input: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], str | None]:
+        """Run the current step (and the steps ``automate_next`` chains to it).
+
+        Returns the result of the last step run and the name of the step the next call runs
+        (None once the workflow has ended). Waiting for input is not an error: the call returns
+        with ``status`` PAUSED or WAITING_HUMAN. A failing step fails the workflow and its
+        exception is re-raised with ``workflow_id``, ``step_name`` and ``workflow_status`` set.
+        """
+        async with self._lock:
+            self._require_runnable()
+            data = dict(user_input or {})
+            first = True
+            while True:
+                result, go_on = await self._run_current(data, first)
+                first = False
+                if not go_on:
+                    break
+            return result, self.current_step_name
+
+    async def run(
+        self, user_input: Mapping[str, Any] | None = None, *, max_steps: int = 100_000
+    ) -> WorkflowStatus:
+        """Run steps until the workflow completes, fails or waits for input; return the status."""
+        data: Mapping[str, Any] | None = user_input
+        for _ in range(max_steps):
+            if self.status is not WorkflowStatus.ACTIVE and data is None:
+                break
+            await self.next_step(data)
+            data = None
+        return self.status
+
+    async def resume(
+        self, user_input: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[dict[str, Any], str | None]:
+        """Resume a PAUSED or WAITING_HUMAN workflow with ``user_input`` (alias ``input=``)."""
+        if not self.status.is_waiting:
+            raise WorkflowStateError(
+                f"Workflow {self.id} is {self.status.value}; only a waiting workflow can resume."
+            )
+        return await self.next_step(user_input if user_input is not None else kwargs.get("input"))
+
+    def enable_saga_mode(self) -> _Done:
+        """Compensate completed steps when a step fails. Awaiting the call is optional; the
+        flag is stored with the next commit."""
+        self.saga_mode = True
+        return _Done()
+
+    async def save(self) -> None:
+        """Store the workflow as it is now (e.g. after changing ``state`` or ``metadata``)."""
+        async with self._lock:
+            state = self._validated_state()
+            await self._commit(
+                self.status,
+                state,
+                self.current_step_index,
+                self.metadata,
+                [AuditEvent("WORKFLOW_SAVED", step_name=self.current_step_name)],
+            )
+
+    async def cancel(self, reason: str | None = None) -> None:
+        """Cancel the workflow (no compensation runs). Not allowed once it has ended."""
+        async with self._lock:
+            if self.status in TERMINAL_STATUSES:
+                raise WorkflowStateError(
+                    f"Workflow {self.id} is {self.status.value} and cannot be cancelled."
+                )
+            metadata = {**self.metadata, "cancellation_reason": reason}
+            await self._change_status(
+                WorkflowStatus.CANCELLED,
+                AuditEvent("WORKFLOW_CANCELLED", data={"reason": reason}),
+                metadata=metadata,
+                completed=True,
+            )
+
+    async def jump_to_step(self, target_step_name: str) -> None:
+        """Make ``target_step_name`` the step the next call runs (forward or backward)."""
+        async with self._lock:
+            index = self._compiled.step_index(target_step_name)
+            if index is None:
+                raise JumpTargetError(target_step_name)
+            if self.status not in _RUNNABLE:
+                raise WorkflowStateError(
+                    f"Workflow {self.id} is {self.status.value}; it cannot jump to a step."
+                )
+            audit = AuditEvent(
+                "WORKFLOW_JUMPED",
+                step_name=target_step_name,
+                data={"from_step": self.current_step_name, "to_step": target_step_name},
+            )
+            await self._change_status(WorkflowStatus.ACTIVE, audit, index=index)
+
+    async def retry(self, from_step: str | None = None) -> None:
+        """Make a failed workflow ACTIVE again, at ``from_step`` or at the step that failed.
+
+        The next ``next_step``/``run`` call runs that step again.
+        """
+        async with self._lock:
+            if self.status not in RETRYABLE_STATUSES:
+                raise WorkflowStateError(
+                    f"Workflow {self.id} is {self.status.value}; only FAILED, "
+                    "FAILED_WORKER_CRASH and FAILED_CHILD_WORKFLOW workflows can be retried."
+                )
+            index = self.current_step_index
+            if from_step is not None:
+                found = self._compiled.step_index(from_step)
+                if found is None:
+                    raise JumpTargetError(from_step)
+                index = found
+            step_name = self._compiled.steps[index].name if index < len(self.steps) else None
+            audit = AuditEvent(
+                "WORKFLOW_RETRIED", step_name=step_name, data={"from_step": step_name}
+            )
+            await self._change_status(WorkflowStatus.ACTIVE, audit, index=index, clear_error=True)
+
+    # -- one step --------------------------------------------------------------------------
+
+    def _require_runnable(self) -> None:
+        if self.status not in _RUNNABLE:
+            raise WorkflowStateError(
+                f"Workflow {self.id} is {self.status.value}; next_step() needs an ACTIVE, "
+                "PAUSED or WAITING_HUMAN workflow."
+            )
+
+    async def _run_current(
+        self, user_input: dict[str, Any], first: bool
+    ) -> tuple[dict[str, Any], bool]:
+        steps = self._compiled.steps
+        index = self.current_step_index
+        resuming = normalize_status(self.status) if first and self.status.is_waiting else None
+        if index >= len(steps):
+            # A pause in the last step: resuming it completes the workflow.
+            await self._finish_without_step(resuming)
+            return {}, False
+        step = steps[index]
+        validated = self._validate_input(step, user_input, first, resuming)
+        logger.info("Starting step: %s", step.name)
+        run = StepRun(
+            workflow_id=self.id,
+            workflow_type=self.workflow_type,
+            state=self.state,
+            user_input=user_input,
+            first_in_call=first,
+            resuming=resuming,
+            validated_input=validated,
+            previous_step_result=self._last_result,
+            parent_workflow_id=self.parent_execution_id,
+            execution=self._execution,
+            persistence=self._persistence,
+            evaluator=self._evaluator,
+            templates=self._templates,
+        )
+        started = time.perf_counter()
+        try:
+            runner = STEP_RUNNERS.get(step.kind)
+            if runner is None:
+                raise StepNotImplementedError(step.name, step.kind.value)
+            outcome = await runner.run(step, run)
+            state = (
+                merge_state(self.state, outcome.result, self.state_model)
+                if outcome.result
+                else self.state
+            )
+            target = self._route(step, outcome, state)
+        except Exception as exc:
+            await self._fail(step, exc, resuming)
+            raise
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        await self._complete_step(step, outcome, state, target, resuming, duration_ms, user_input)
+        go_on = self.status is WorkflowStatus.ACTIVE and step.definition.automate_next
+        return outcome.result, go_on
+
+    def _validate_input(
+        self,
+        step: CompiledStep,
+        user_input: Mapping[str, Any],
+        first: bool,
+        resuming: WorkflowStatus | None,
+    ) -> BaseModel | None:
+        if step.input_model is None or not first:
+            return None
+        definition = step.definition
+        if isinstance(definition, HumanInLoopStep) and not (
+            resuming is WorkflowStatus.WAITING_HUMAN or (user_input and not definition.always_pause)
+        ):
+            return None  # the step will wait; its input is checked when it arrives
+        try:
+            return step.input_model.model_validate(dict(user_input))
+        except ValidationError as exc:
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise InvalidInputError(step.name, detail) from None
+        finally:
+            missing = [key for key in step.definition.required_input if key not in user_input]
+            if missing:
+                raise InvalidInputError(step.name, f"missing required input {missing}")
+
+    def _route(self, step: CompiledStep, outcome: StepOutcome, state: Any) -> int | None:
+        """The index to continue at if the step jumps, else None."""
+        target = outcome.jump_to
+        if target is None and outcome.wait is None:
+            target = choose_route(outcome.routes, state, self._evaluator)
+            if target is None and outcome.routes_required:
+                raise NoRouteMatchedError(
+                    f"No route of DECISION step '{step.name}' matched and it has no default."
+                )
+        if target is None:
+            return None
+        index = self._compiled.step_index(target)
+        if index is None:
+            raise JumpTargetError(target)
+        return index
+
+    async def _complete_step(
+        self,
+        step: CompiledStep,
+        outcome: StepOutcome,
+        state: Any,
+        target: int | None,
+        resuming: WorkflowStatus | None,
+        duration_ms: float,
+        user_input: Mapping[str, Any],
+    ) -> None:
+        steps = self._compiled.steps
+        old_status = self.status
+        metadata = self.metadata
+        audit: list[AuditEvent] = []
+        metrics: list[MetricPoint] = []
+        if resuming is not None:
+            check_transition(resuming, WorkflowStatus.ACTIVE)
+            metadata = {k: v for k, v in metadata.items() if k != "waiting_for"}
+            audit.append(
+                AuditEvent(
+                    "WORKFLOW_RESUMED",
+                    step_name=step.name,
+                    old_status=old_status.value,
+                    new_status=WorkflowStatus.ACTIVE.value,
+                    data={"input_keys": sorted(user_input)},
+                )
+            )
+
+        index = step.index + 1
+        if outcome.wait is not None:
+            status = outcome.wait
+            index = step.index + 1 if outcome.completes_step else step.index
+            metadata = {**metadata, "waiting_for": outcome.waiting_for}
+        else:
+            status = WorkflowStatus.ACTIVE
+            follow = step.definition.next
+            if target is not None:
+                index = target
+                if target > step.index + 1:
+                    skipped = [s.name for s in steps[step.index + 1 : target]]
+                    previous = metadata.get("skipped_steps", [])
+                    metadata = {**metadata, "skipped_steps": [*previous, *skipped]}
+            elif follow == END:
+                index = len(steps)
+            elif follow is not None:
+                index = self._compiled.index_by_name[follow]
+            if index >= len(steps):
+                status = WorkflowStatus.COMPLETED
+        check_transition(WorkflowStatus.ACTIVE, status)
+
+        if outcome.completes_step:
+            data: dict[str, Any] = {"result": outcome.result, "duration_ms": round(duration_ms, 3)}
+            if target is not None:
+                data["jumped_to"] = steps[target].name
+            audit.append(
+                AuditEvent("STEP_EXECUTED", step_name=step.name, data=data, duration_ms=duration_ms)
+            )
+            metrics.append(
+                MetricPoint("step_duration_ms", duration_ms, unit="ms", step_name=step.name)
+            )
+        if status.is_waiting:
+            audit.append(
+                AuditEvent(
+                    "WORKFLOW_PAUSED",
+                    step_name=step.name,
+                    old_status=WorkflowStatus.ACTIVE.value,
+                    new_status=status.value,
+                    data={"waiting_for": outcome.waiting_for},
+                )
+            )
+        elif status is WorkflowStatus.COMPLETED:
+            audit.append(
+                AuditEvent(
+                    "WORKFLOW_COMPLETED",
+                    old_status=WorkflowStatus.ACTIVE.value,
+                    new_status=status.value,
+                )
+            )
+        stack = self.completed_steps_stack
+        if self.saga_mode and outcome.completes_step and step.compensate is not None:
+            stack = [*stack, {"step_index": step.index, "step_name": step.name}]
+
+        try:
+            await self._commit(
+                status,
+                state,
+                index,
+                metadata,
+                audit,
+                metrics=metrics,
+                stack=stack,
+                completed=status is WorkflowStatus.COMPLETED,
+            )
+        except Exception:
+            self.state = self._rebuild_state(self._committed_state)
+            raise
+        if outcome.completes_step:
+            self._last_result = outcome.result
+        await self._notify_step(
+            step, outcome, old_status, resuming, target, duration_ms, user_input
+        )
+
+    async def _notify_step(
+        self,
+        step: CompiledStep,
+        outcome: StepOutcome,
+        old_status: WorkflowStatus,
+        resuming: WorkflowStatus | None,
+        target: int | None,
+        duration_ms: float,
+        user_input: Mapping[str, Any],
+    ) -> None:
+        hub = self._hub
+        if not hub.enabled:
+            return
+        if resuming is not None:
+            await hub.emit(
+                "on_workflow_resumed",
+                workflow_id=self.id,
+                step_name=step.name,
+                resume_data=dict(user_input),
+            )
+        if outcome.completes_step:
+            label = "PAUSED" if outcome.wait else ("JUMPED" if target is not None else "COMPLETED")
+            await hub.emit(
+                "on_step_executed",
+                workflow_id=self.id,
+                step_name=step.name,
+                step_index=step.index,
+                status=label,
+                result=outcome.result,
+                current_state=self.state,
+                duration_ms=duration_ms,
+            )
+        if self.status is not old_status:
+            await self._notify_status(old_status)
+
+    async def _notify_status(self, old_status: WorkflowStatus) -> None:
+        hub = self._hub
+        await hub.emit(
+            "on_workflow_status_changed",
+            workflow_id=self.id,
+            old_status=old_status.value,
+            new_status=self.status.value,
+            current_step_name=self.current_step_name,
+            final_result=self._last_result if self.status is WorkflowStatus.COMPLETED else None,
+        )
+        if self.status.is_waiting:
+            reason = "HUMAN_IN_LOOP" if self.status is WorkflowStatus.WAITING_HUMAN else "PAUSE"
+            await hub.emit(
+                "on_workflow_paused",
+                workflow_id=self.id,
+                step_name=self.current_step_name or "",
+                reason=reason,
+            )
+        elif self.status is WorkflowStatus.COMPLETED:
+            await hub.emit(
+                "on_workflow_completed",
+                workflow_id=self.id,
+                workflow_type=self.workflow_type,
+                final_state=self.state,
+            )
+        elif self.status.is_terminal and self.status is not WorkflowStatus.CANCELLED:
+            await hub.emit(
+                "on_workflow_failed",
+                workflow_id=self.id,
+                workflow_type=self.workflow_type,
+                error_message=self.error_message or "",
+                current_state=self.state,
+            )
+
+    async def _finish_without_step(self, resuming: WorkflowStatus | None) -> None:
+        old = self.status
+        if resuming is not None:
+            check_transition(resuming, WorkflowStatus.ACTIVE)
+        audit = [AuditEvent("WORKFLOW_COMPLETED", old_status=old.value, new_status="COMPLETED")]
+        await self._commit(
+            WorkflowStatus.COMPLETED,
+            self.state,
+            self.current_step_index,
+            self.metadata,
+            audit,
+            completed=True,
+        )
+        await self._notify_status(old)
+
+    async def _fail(
+        self, step: CompiledStep, error: Exception, resuming: WorkflowStatus | None
+    ) -> None:
+        """Record a failed step: FAILED (or, in saga mode, compensate and FAILED_ROLLED_BACK)."""
+        old_status = self.status
+        message = f"{type(error).__name__}: {error}"
+        logger.error("Step failed: %s (workflow %s, step %s)", message, self.id, step.name)
+        # Whatever the step did to the state in place is discarded: the committed state stands.
+        self.state = self._rebuild_state(self._committed_state)
+        audit = [
+            AuditEvent(
+                "STEP_FAILED",
+                step_name=step.name,
+                data={"error": str(error), "error_type": type(error).__name__},
+            )
+        ]
+        logs = [LogEntry("ERROR", f"Step failed: {message}", step_name=step.name)]
+        state = self.state
+        stack = self.completed_steps_stack
+        status = WorkflowStatus.FAILED
+        if self.saga_mode:
+            state, stack, entries = await compensate(
+                self._compiled, state, stack, self._run_for_compensation(step), error
+            )
+            audit.extend(entries)
+            status = WorkflowStatus.FAILED_ROLLED_BACK
+        if resuming is not None:
+            check_transition(resuming, WorkflowStatus.ACTIVE)
+        check_transition(WorkflowStatus.ACTIVE, status)
+        audit.append(
+            AuditEvent(
+                "WORKFLOW_FAILED",
+                step_name=step.name,
+                old_status=old_status.value,
+                new_status=status.value,
+                data={"status": status.value, "error": str(error)},
+            )
+        )
+        await self._commit(
+            status,
+            state,
+            step.index,
+            self.metadata,
+            audit,
+            logs=logs,
+            stack=stack,
+            error_message=message,
+        )
+        for name, value in (
+            ("workflow_id", self.id),
+            ("step_name", step.name),
+            ("workflow_status", status.value),
+        ):
+            with contextlib.suppress(AttributeError):
+                setattr(error, name, value)
+        await self._hub.emit(
+            "on_step_failed",
+            workflow_id=self.id,
+            step_name=step.name,
+            step_index=step.index,
+            error_message=message,
+            current_state=self.state,
+        )
+        await self._notify_status(old_status)
+
+    def _run_for_compensation(self, failed: CompiledStep) -> StepRun:
+        return StepRun(
+            workflow_id=self.id,
+            workflow_type=self.workflow_type,
+            state=self.state,
+            user_input={},
+            first_in_call=False,
+            resuming=None,
+            validated_input=None,
+            previous_step_result=self._last_result,
+            parent_workflow_id=self.parent_execution_id,
+            execution=self._execution,
+            persistence=self._persistence,
+            evaluator=self._evaluator,
+            templates=self._templates,
+        )
+
+    # -- committing ------------------------------------------------------------------------
+
+    async def _change_status(
+        self,
+        status: WorkflowStatus,
+        audit: AuditEvent,
+        *,
+        index: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        completed: bool = False,
+        clear_error: bool = False,
+    ) -> None:
+        old = self.status
+        check_transition(normalize_status(old) if old.is_waiting else old, status)
+        event = AuditEvent(
+            audit.event_type,
+            step_name=audit.step_name,
+            old_status=old.value,
+            new_status=status.value,
+            data=audit.data,
+        )
+        await self._commit(
+            status,
+            self.state,
+            self.current_step_index if index is None else index,
+            self.metadata if metadata is None else metadata,
+            [event],
+            completed=completed,
+            error_message=None if clear_error else self.error_message,
+        )
+        if status is not old:
+            await self._notify_status(old)
+
+    async def _commit(
+        self,
+        status: WorkflowStatus,
+        state: Any,
+        index: int,
+        metadata: dict[str, Any],
+        audit: Sequence[AuditEvent],
+        *,
+        metrics: Sequence[MetricPoint] = (),
+        logs: Sequence[LogEntry] = (),
+        stack: list[dict[str, Any]] | None = None,
+        completed: bool = False,
+        error_message: str | None = None,
+    ) -> None:
+        """Write the new position in one provider call; update this object only if it succeeded."""
+        steps = self._compiled.steps
+        state_dict = dump_state(state)
+        stack = self.completed_steps_stack if stack is None else stack
+        completed_at = datetime.now(timezone.utc) if completed else self.completed_at
+        update = WorkflowUpdate(
+            workflow_id=self.id,
+            status=status.value,
+            state=state_dict,
+            current_step=steps[index].name if index < len(steps) else None,
+            current_step_index=index,
+            metadata=metadata,
+            completed_steps_stack=stack,
+            saga_mode=self.saga_mode,
+            blocked_on_child_id=self.blocked_on_child_id,
+            error_message=error_message,
+            completed_at=completed_at,
+        )
+        self.version = await self._persistence.commit_workflow(
+            update, expected_version=self.version, audit=audit, metrics=metrics, logs=logs
+        )
+        self.status = status
+        self.state = state
+        self._committed_state = state_dict
+        self.current_step_index = index
+        self.metadata = metadata
+        self.completed_steps_stack = stack
+        self.error_message = error_message
+        self.completed_at = completed_at
+
+    def _validated_state(self) -> Any:
+        if isinstance(self.state, BaseModel):
+            return type(self.state).model_validate(self.state.model_dump())
+        return dict(self.state)
+
+    def _rebuild_state(self, data: dict[str, Any]) -> Any:
+        model = self._compiled.state_model
+        if model is dict:
+            return dict(data)
+        return model.model_validate(data)  # type: ignore[union-attr]
