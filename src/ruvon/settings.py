@@ -74,10 +74,10 @@ def persistence_from_url(url: str | None = None, **options: Any) -> PersistenceP
     try:
         provider_class = import_callable(class_path)
     except ImportError as exc:
-        extra = "postgres" if scheme.startswith("postgres") else scheme
+        if not scheme.startswith("postgres"):
+            raise
         raise ImportError(
-            f"The {scheme} provider needs an optional dependency: pip install 'ruvon-sdk[{extra}]'"
-            f" ({exc})"
+            f"PostgreSQL needs an optional dependency: pip install 'ruvon-sdk[postgres]' ({exc})"
         ) from exc
     if scheme == "memory":
         provider: PersistenceProvider = provider_class(**options)

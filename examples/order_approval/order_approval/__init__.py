@@ -1,0 +1,1 @@
+"""The order-approval example: models and step functions."""

@@ -1,0 +1,179 @@
+"""The schema migration runner for the SQL providers.
+
+Migrations are the SQL files in ``migrations/`` named ``NNNN_<name>.<dialect>.sql``: numbered,
+append-only, and the only place the schema is written down. The runner records each applied
+version in ``schema_migrations`` and applies the missing ones in order, each in its own
+transaction together with its bookkeeping row, so a crash leaves either all of a migration or
+none of it. Two processes may initialize the same database at once: the migration transaction
+holds the database's write lock (SQLite ``BEGIN IMMEDIATE``) or an advisory lock (PostgreSQL
+``pg_advisory_xact_lock``), and the version is checked again once the lock is held.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from ruvon.errors import PersistenceError
+
+__all__ = ["Migration", "load_migrations", "migrate_postgres", "migrate_sqlite"]
+
+Dialect = Literal["sqlite", "postgres"]
+
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(sqlite|postgres)\.sql$")
+
+# Any constant works as long as every Ruvon process uses the same one ("ruvon" in ASCII).
+_PG_LOCK_KEY = 0x7275766F6E
+
+_SQLITE_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER NOT NULL PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    applied_at TEXT    NOT NULL
+)
+"""
+
+_PG_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER     NOT NULL PRIMARY KEY,
+    name       TEXT        NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered migration file of one dialect."""
+
+    version: int
+    name: str
+    sql: str
+
+
+@cache
+def load_migrations(dialect: Dialect) -> tuple[Migration, ...]:
+    """The migrations of ``dialect`` in version order, read from the package's data files."""
+    folder = resources.files("ruvon.implementations.persistence").joinpath("migrations")
+    found: dict[int, Migration] = {}
+    for entry in folder.iterdir():
+        match = _FILE_NAME.match(entry.name)
+        if match is None or match.group(3) != dialect:
+            continue
+        version = int(match.group(1))
+        if version in found:
+            raise PersistenceError(f"Two {dialect} migrations have version {version}.")
+        found[version] = Migration(version, match.group(2), entry.read_text(encoding="utf-8"))
+    versions = sorted(found)
+    if versions != list(range(1, len(versions) + 1)):
+        raise PersistenceError(f"The {dialect} migrations are not numbered 1..n: {versions}.")
+    return tuple(found[version] for version in versions)
+
+
+def split_sqlite_script(script: str) -> list[str]:
+    """Split a script into statements, respecting strings, comments and trigger bodies.
+
+    ``executescript`` would do it, but it commits any open transaction first, which would drop
+    the write lock taken to apply the migration.
+    """
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            statement = pending.strip()
+            if _has_code(statement):
+                statements.append(statement)
+            pending = ""
+    if _has_code(pending.rstrip(";")):
+        raise PersistenceError(f"Incomplete SQL statement at the end of a migration: {pending!r}")
+    return statements
+
+
+def _has_code(sql: str) -> bool:
+    lines = (line.split("--", 1)[0].strip() for line in sql.splitlines())
+    return any(line and line != ";" for line in lines)
+
+
+def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
+    """Apply the missing SQLite migrations; return the versions applied by this call.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    # Look before creating: even a no-op CREATE would wait for another process's write lock.
+    known = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if known is None:
+        conn.execute(_SQLITE_BOOKKEEPING)
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    done: list[int] = []
+    for migration in load_migrations("sqlite"):
+        if migration.version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+            ).fetchone()
+            if row is None:
+                for statement in split_sqlite_script(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (
+                        migration.version,
+                        migration.name,
+                        datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                    ),
+                )
+                done.append(migration.version)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return done
+
+
+async def migrate_postgres(conn: Any, schema: str | None = None) -> list[int]:
+    """Apply the missing PostgreSQL migrations on an asyncpg connection; return those applied.
+
+    ``schema`` (already quoted) is created first if it is given and does not exist yet; the
+    connection's ``search_path`` must point at it.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _PG_LOCK_KEY)
+        if schema is not None:
+            # Checked first because CREATE SCHEMA IF NOT EXISTS still needs the CREATE
+            # privilege on the database even when the schema is there.
+            exists = await conn.fetchval(
+                "SELECT 1 FROM pg_namespace WHERE nspname = $1", schema.strip('"')
+            )
+            if exists is None:
+                await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(_PG_BOOKKEEPING)
+    applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+    done: list[int] = []
+    for migration in load_migrations("postgres"):
+        if migration.version in applied:
+            continue
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PG_LOCK_KEY)
+            already = await conn.fetchval(
+                "SELECT 1 FROM schema_migrations WHERE version = $1", migration.version
+            )
+            if already is None:
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+                done.append(migration.version)
+    return done

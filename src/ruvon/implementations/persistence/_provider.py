@@ -1,0 +1,172 @@
+"""The contract methods that are the same SQL on SQLite and PostgreSQL.
+
+:class:`SQLProvider` implements them over three primitives that each dialect provides (run a
+query, run a write, insert an entry for a workflow). A dialect module adds only its connection
+handling, its error translation and the two write paths it does its own way:
+``create_workflow`` and ``commit_workflow``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
+
+from ruvon.errors import WorkflowNotFoundError
+from ruvon.implementations.persistence import _rows, _sql
+from ruvon.providers.persistence import AuditEvent, Heartbeat, LogEntry, MetricPoint, WorkflowRecord
+
+__all__ = ["SQLProvider"]
+
+P = TypeVar("P", bound="SQLProvider")
+
+
+class SQLProvider(ABC):
+    """Base of the SQL persistence providers (not part of the public API)."""
+
+    dialect: ClassVar[_sql.Dialect]
+    statements: ClassVar[_sql.Statements]
+
+    @abstractmethod
+    async def initialize(self) -> None:
+        """Connect and bring the schema up to date. Idempotent."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; ``initialize`` may follow."""
+
+    async def __aenter__(self: P) -> P:
+        await self.initialize()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- what a dialect provides -----------------------------------------------------------
+
+    @abstractmethod
+    async def _fetch(self, sql: str, args: Sequence[Any], action: str) -> list[Sequence[Any]]:
+        """The rows of a query in this dialect's text; ``action`` names it in errors."""
+
+    @abstractmethod
+    async def _execute(
+        self, sql: str, args: Sequence[Any], action: str, *, workflow_id: str | None = None
+    ) -> int:
+        """Run one write statement in its own transaction; return the rows it changed.
+
+        If ``workflow_id`` is given, a foreign-key violation (the workflow was deleted while
+        the statement ran) raises :class:`WorkflowNotFoundError` for it.
+        """
+
+    # -- shared ----------------------------------------------------------------------------
+
+    async def _insert_for(self, workflow_id: str, sql: str, args: Sequence[Any]) -> None:
+        """Run an ``INSERT ... SELECT ... WHERE id = $1``; no row means no such workflow."""
+        action = f"write an entry of workflow '{workflow_id}'"
+        if await self._execute(sql, args, action, workflow_id=workflow_id) == 0:
+            raise WorkflowNotFoundError(workflow_id)
+
+    async def load_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        """The stored workflow, or ``None``."""
+        rows = await self._fetch(
+            self.statements.select_workflow, [workflow_id], f"load workflow '{workflow_id}'"
+        )
+        return _rows.workflow_from_row(rows[0], self.dialect) if rows else None
+
+    async def list_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        parent_workflow_id: str | None = None,
+        owner_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[WorkflowRecord]:
+        """Workflows matching every given filter, newest first."""
+        text, args = _sql.list_workflows_query(
+            status=status,
+            workflow_type=workflow_type,
+            parent_workflow_id=parent_workflow_id,
+            owner_id=owner_id,
+            limit=limit,
+            offset=offset,
+        )
+        rows = await self._fetch(self.dialect.sql(text), args, "list workflows")
+        return [_rows.workflow_from_row(row, self.dialect) for row in rows]
+
+    async def delete_workflow(self, workflow_id: str) -> bool:
+        """Delete a workflow; its audit, logs, metrics and heartbeat go with it (cascade)."""
+        sql = self.statements.delete_workflow
+        return await self._execute(sql, [workflow_id], f"delete workflow '{workflow_id}'") > 0
+
+    async def log_audit_event(self, workflow_id: str, event: AuditEvent) -> None:
+        """Append one audit entry outside a step commit."""
+        args = _rows.audit_rows(workflow_id, [event])[0]
+        await self._insert_for(workflow_id, self.statements.insert_audit, args)
+
+    async def get_audit_log(
+        self, workflow_id: str, *, event_type: str | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        """Audit entries of a workflow in the order they were written."""
+        text, args = _sql.audit_query(workflow_id, event_type, limit)
+        rows = await self._fetch(self.dialect.sql(text), args, "read the audit log")
+        return [_rows.audit_from_row(row, self.dialect) for row in rows]
+
+    async def log_execution(self, workflow_id: str, entry: LogEntry) -> None:
+        """Append one execution log line."""
+        args = _rows.log_rows(workflow_id, [entry])[0]
+        await self._insert_for(workflow_id, self.statements.insert_log, args)
+
+    async def get_execution_logs(
+        self,
+        workflow_id: str,
+        *,
+        step_name: str | None = None,
+        level: str | None = None,
+        limit: int = 50,
+    ) -> list[LogEntry]:
+        """Execution log lines of a workflow in the order they were written."""
+        text, args = _sql.logs_query(workflow_id, step_name, level, limit)
+        rows = await self._fetch(self.dialect.sql(text), args, "read execution logs")
+        return [_rows.log_from_row(row, self.dialect) for row in rows]
+
+    async def record_metric(self, workflow_id: str, point: MetricPoint) -> None:
+        """Store one metric point."""
+        args = _rows.metric_rows(workflow_id, [point])[0]
+        await self._insert_for(workflow_id, self.statements.insert_metric, args)
+
+    async def get_workflow_metrics(
+        self,
+        *,
+        workflow_id: str | None = None,
+        workflow_type: str | None = None,
+        metric_name: str | None = None,
+        limit: int = 100,
+    ) -> list[MetricPoint]:
+        """Metric points matching the filters, in the order they were recorded."""
+        text, args = _sql.metrics_query(workflow_id, workflow_type, metric_name, limit)
+        rows = await self._fetch(self.dialect.sql(text), args, "read metrics")
+        return [_rows.metric_from_row(row, self.dialect) for row in rows]
+
+    async def upsert_heartbeat(
+        self,
+        workflow_id: str,
+        worker_id: str,
+        current_step: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Create or refresh the heartbeat of a workflow (one row per workflow)."""
+        args = (workflow_id, worker_id, current_step, _sql.json_text(metadata))
+        await self._insert_for(workflow_id, self.statements.upsert_heartbeat, args)
+
+    async def delete_heartbeat(self, workflow_id: str) -> None:
+        """Remove the heartbeat of a workflow, if any."""
+        sql = self.statements.delete_heartbeat
+        await self._execute(sql, [workflow_id], f"delete the heartbeat of '{workflow_id}'")
+
+    async def get_stale_heartbeats(self, stale_threshold_seconds: float = 120) -> list[Heartbeat]:
+        """Heartbeats older than the threshold, oldest first."""
+        args = [self.dialect.stale_arg(stale_threshold_seconds)]
+        rows = await self._fetch(self.statements.stale_heartbeats, args, "scan heartbeats")
+        return [_rows.heartbeat_from_row(row, self.dialect) for row in rows]

@@ -1,0 +1,415 @@
+"""What the SQLite and PostgreSQL providers share: dialects, statements, filters, errors.
+
+Statements are written once, in PostgreSQL syntax (``$n`` parameters, ``::type`` casts on
+parameters, ``now()``). :func:`to_sqlite` turns them into SQLite text mechanically: ``$n::type``
+becomes the numbered parameter ``?n``, and the SQLite provider registers a ``now()`` function
+that returns the operation's timestamp. The few things that genuinely differ (value encodings,
+how the insertion sequence and a staleness cutoff are written) are the fields of
+:class:`Dialect`. Row ⇄ record mapping is in ``_rows``; the contract methods that are the same
+on both dialects are in ``_provider``.
+
+Conventions both dialects follow: every timestamp is UTC; JSON is written as text by
+:func:`ruvon.serialization.dumps`; an entry written for a workflow is an ``INSERT ... SELECT
+... FROM workflow_executions WHERE id = $1``, so "no row inserted" means "no such workflow".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Literal
+
+from ruvon.errors import DuplicateIdempotencyKeyError, PersistenceError
+from ruvon.models import normalize_status
+from ruvon.providers.persistence import WorkflowRecord
+from ruvon.serialization import dumps, loads
+
+__all__ = [
+    "AUDIT_COLUMNS",
+    "AUDIT_INSERT",
+    "LOG_COLUMNS",
+    "LOG_INSERT",
+    "METRIC_COLUMNS",
+    "METRIC_INSERT",
+    "POSTGRES",
+    "SQLITE",
+    "UPDATE_WORKFLOW",
+    "WORKFLOW_COLUMNS",
+    "Dialect",
+    "Query",
+    "Statements",
+    "Violation",
+    "audit_query",
+    "classify_violation",
+    "create_conflict",
+    "describe",
+    "json_text",
+    "list_workflows_query",
+    "logs_query",
+    "metrics_query",
+    "status_values",
+    "to_sqlite",
+    "to_utc",
+    "utc_or_none",
+]
+
+# -- dialects ------------------------------------------------------------------------------
+
+
+def to_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    # Fixed width (always microseconds, always +00:00) so that text order is time order.
+    return None if moment is None else to_utc(moment).isoformat(timespec="microseconds")
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _load_json(text: str | None) -> Any:
+    return None if text is None else loads(text)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def utc_or_none(moment: datetime | None) -> datetime | None:
+    """``moment`` in UTC (see :func:`to_utc`), or ``None``."""
+    return None if moment is None else to_utc(moment)
+
+
+def _seconds_ago_iso(seconds: float) -> str | None:
+    return _iso(datetime.now(timezone.utc) - timedelta(seconds=seconds))
+
+
+def json_text(value: Any) -> str | None:
+    """``value`` as JSON text, or ``None`` for SQL NULL."""
+    return None if value is None else dumps(value).decode()
+
+
+_PARAMETER = re.compile(r"\$(\d+)(?:::[a-z0-9_]+(?:\[\])?)?")
+
+
+@lru_cache(maxsize=512)
+def to_sqlite(sql: str) -> str:
+    """PostgreSQL statement text to SQLite: ``$3::jsonb`` → ``?3``."""
+    return _PARAMETER.sub(r"?\1", sql)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one SQL database differs from the other, as far as the shared code cares."""
+
+    name: Literal["sqlite", "postgres"]
+    sql: Callable[[str], str]
+    """Statement text written in PostgreSQL syntax → this dialect's text."""
+    json_in: Callable[[Any], Any]
+    """A JSON column's value as read → Python (PostgreSQL decodes it in a type codec)."""
+    time_in: Callable[[Any], datetime | None]
+    time_out: Callable[[datetime | None], Any]
+    next_seq: str
+    """The value of ``workflow_executions.seq`` in an INSERT."""
+    stale_cutoff: str
+    """The time before which a heartbeat is stale, in terms of parameter ``$1``..."""
+    stale_arg: Callable[[float], Any]
+    """... computed from the staleness threshold in seconds."""
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    sql=to_sqlite,
+    json_in=_load_json,
+    time_in=_parse_iso,
+    time_out=_iso,
+    # The writer holds the database's write lock, so MAX + 1 cannot race; the unique index on
+    # seq makes it a single index probe.
+    next_seq="(SELECT COALESCE(MAX(seq), 0) + 1 FROM workflow_executions)",
+    # SQLite has no arithmetic on our timestamp text: the cutoff is computed in Python.
+    stale_cutoff="$1",
+    stale_arg=_seconds_ago_iso,
+)
+
+POSTGRES = Dialect(
+    name="postgres",
+    sql=_same,
+    json_in=_same,
+    time_in=_same,
+    time_out=utc_or_none,
+    next_seq="DEFAULT",
+    # The database clock, not the workers' clocks, decides staleness.
+    stale_cutoff="now() - make_interval(secs => $1::float8)",
+    stale_arg=float,
+)
+
+
+# -- statements ----------------------------------------------------------------------------
+
+# The columns of workflow_executions are named like the fields of WorkflowRecord, in order.
+WORKFLOW_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(WorkflowRecord))
+"""The columns read into a :class:`WorkflowRecord`, in its field order."""
+
+AUDIT_COLUMNS = (
+    "event_type",
+    "step_name",
+    "old_status",
+    "new_status",
+    "event_data",
+    "user_id",
+    "worker_id",
+    "execution_duration_ms",
+)
+METRIC_COLUMNS = ("workflow_type", "step_name", "metric_name", "metric_value", "unit", "tags")
+LOG_COLUMNS = ("step_name", "log_level", "message", "metadata")
+AUDIT_INSERT = f"workflow_audit_log (workflow_id, {', '.join(AUDIT_COLUMNS)}, timestamp)"
+METRIC_INSERT = f"workflow_metrics (workflow_id, {', '.join(METRIC_COLUMNS)}, recorded_at)"
+LOG_INSERT = f"workflow_execution_logs (workflow_id, {', '.join(LOG_COLUMNS)}, logged_at)"
+"""The targets of the entry inserts: the shared columns, plus the row's time, set to now()."""
+
+_SELECT_WORKFLOW = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM workflow_executions"
+
+_INSERT_WORKFLOW = f"""INSERT INTO workflow_executions (seq, {", ".join(WORKFLOW_COLUMNS)})
+VALUES ({{seq}}, $1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10::jsonb, $11::jsonb, $12,
+        $13, $14, $15, $16, $17, $18, $19, $20, 1, COALESCE($21::timestamptz, now()), now(),
+        $22::timestamptz)"""
+
+UPDATE_WORKFLOW = """UPDATE workflow_executions
+SET status = $3, state = $4::jsonb, current_step = $5, current_step_index = $6,
+    metadata = $7::jsonb, completed_steps_stack = $8::jsonb, saga_mode = $9,
+    blocked_on_child_id = $10, error_message = $11, completed_at = $12::timestamptz,
+    version = version + 1, updated_at = now()
+WHERE id = $1 AND version = $2"""
+"""The versioned update of a commit; ``$1`` id, ``$2`` expected version (12 parameters)."""
+
+_INSERT_AUDIT = f"""INSERT INTO {AUDIT_INSERT}
+SELECT id, $2::text, $3::text, $4::text, $5::text, $6::jsonb, $7::text, $8::text, $9::float8,
+       now()
+FROM workflow_executions WHERE id = $1"""
+
+_INSERT_METRIC = f"""INSERT INTO {METRIC_INSERT}
+SELECT id, COALESCE($2::text, workflow_type), $3::text, $4::text, $5::float8, $6::text,
+       $7::jsonb, now()
+FROM workflow_executions WHERE id = $1"""
+
+_INSERT_LOG = f"""INSERT INTO {LOG_INSERT}
+SELECT id, $2::text, $3::text, $4::text, $5::jsonb, now()
+FROM workflow_executions WHERE id = $1"""
+
+_UPSERT_HEARTBEAT = """INSERT INTO workflow_heartbeats
+    (workflow_id, worker_id, current_step, last_heartbeat, metadata)
+SELECT id, $2::text, $3::text, now(), $4::jsonb FROM workflow_executions WHERE id = $1
+ON CONFLICT (workflow_id) DO UPDATE SET worker_id = excluded.worker_id,
+    current_step = excluded.current_step, last_heartbeat = excluded.last_heartbeat,
+    metadata = excluded.metadata"""
+
+_STALE_HEARTBEATS = """SELECT workflow_id, worker_id, current_step, last_heartbeat, metadata
+FROM workflow_heartbeats WHERE last_heartbeat < {cutoff}
+ORDER BY last_heartbeat, workflow_id"""
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """The fixed statements, rendered for one dialect."""
+
+    insert_workflow: str
+    select_workflow: str
+    select_workflow_by_key: str
+    workflow_version: str
+    update_workflow: str
+    delete_workflow: str
+    insert_audit: str
+    insert_metric: str
+    insert_log: str
+    upsert_heartbeat: str
+    delete_heartbeat: str
+    stale_heartbeats: str
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> Statements:
+        """Render every statement for ``dialect``."""
+        sql = dialect.sql
+        return cls(
+            insert_workflow=sql(_INSERT_WORKFLOW.replace("{seq}", dialect.next_seq)),
+            select_workflow=sql(f"{_SELECT_WORKFLOW} WHERE id = $1"),
+            select_workflow_by_key=sql(f"{_SELECT_WORKFLOW} WHERE idempotency_key = $1"),
+            workflow_version=sql("SELECT version FROM workflow_executions WHERE id = $1"),
+            update_workflow=sql(UPDATE_WORKFLOW),
+            delete_workflow=sql("DELETE FROM workflow_executions WHERE id = $1"),
+            insert_audit=sql(_INSERT_AUDIT),
+            insert_metric=sql(_INSERT_METRIC),
+            insert_log=sql(_INSERT_LOG),
+            upsert_heartbeat=sql(_UPSERT_HEARTBEAT),
+            delete_heartbeat=sql("DELETE FROM workflow_heartbeats WHERE workflow_id = $1"),
+            stale_heartbeats=sql(_STALE_HEARTBEATS.format(cutoff=dialect.stale_cutoff)),
+        )
+
+
+# -- filtered queries ----------------------------------------------------------------------
+
+
+def status_values(status: str | Sequence[str] | None) -> list[str] | None:
+    """The stored status strings a status filter matches, sorted; ``None`` for no filter.
+
+    Exactly the memory provider's rule: each value is normalized, and WAITING_HUMAN also
+    matches the legacy WAITING_HUMAN_INPUT.
+    """
+    if status is None:
+        return None
+    values = [status] if isinstance(status, str) else list(status)
+    wanted: set[str] = set()
+    for value in values:
+        normalized = normalize_status(value).value
+        wanted.add(normalized)
+        if normalized == "WAITING_HUMAN":
+            wanted.add("WAITING_HUMAN_INPUT")
+    return sorted(wanted)
+
+
+class Query:
+    """A SELECT assembled from optional filters, with ``$n`` parameters numbered as added."""
+
+    def __init__(self, select: str) -> None:
+        self._select = select
+        self._where: list[str] = []
+        self.args: list[Any] = []
+
+    def arg(self, value: Any) -> str:
+        """Add a parameter; return its placeholder."""
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def equals(self, column: str, value: Any) -> Query:
+        """Filter on ``column = value`` unless ``value`` is None."""
+        if value is not None:
+            self._where.append(f"{column} = {self.arg(value)}")
+        return self
+
+    def one_of(self, column: str, values: Sequence[Any] | None) -> Query:
+        """Filter on ``column IN values`` unless ``values`` is None (empty matches nothing)."""
+        if values is not None:
+            if values:
+                self._where.append(f"{column} IN ({', '.join(self.arg(v) for v in values)})")
+            else:
+                self._where.append("1 = 0")
+        return self
+
+    def text(self, order_by: str, limit: int, offset: int = 0) -> str:
+        """The statement in PostgreSQL syntax; render it with ``Dialect.sql``."""
+        where = f" WHERE {' AND '.join(self._where)}" if self._where else ""
+        page = f" LIMIT {self.arg(max(limit, 0))}"
+        if offset:
+            page += f" OFFSET {self.arg(max(offset, 0))}"
+        return f"{self._select}{where} ORDER BY {order_by}{page}"
+
+
+def list_workflows_query(
+    *,
+    status: str | Sequence[str] | None,
+    workflow_type: str | None,
+    parent_workflow_id: str | None,
+    owner_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[str, list[Any]]:
+    """``list_workflows`` as (PostgreSQL-syntax text, args): newest first, insertion order
+    breaking ties of ``created_at``."""
+    query = (
+        Query(_SELECT_WORKFLOW)
+        .one_of("status", status_values(status))
+        .equals("workflow_type", workflow_type)
+        .equals("parent_execution_id", parent_workflow_id)
+        .equals("owner_id", owner_id)
+    )
+    return query.text("created_at DESC, seq DESC", limit, offset), query.args
+
+
+def audit_query(workflow_id: str, event_type: str | None, limit: int) -> tuple[str, list[Any]]:
+    """``get_audit_log`` as (PostgreSQL-syntax text, args), in the order written."""
+    query = Query(
+        f"SELECT id, workflow_id, {', '.join(AUDIT_COLUMNS)}, timestamp FROM workflow_audit_log"
+    )
+    query.equals("workflow_id", workflow_id).equals("event_type", event_type)
+    return query.text("id", limit), query.args
+
+
+def logs_query(
+    workflow_id: str, step_name: str | None, level: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """``get_execution_logs`` as (PostgreSQL-syntax text, args); ``level`` is case-blind."""
+    query = Query(
+        f"SELECT id, workflow_id, {', '.join(LOG_COLUMNS)}, logged_at FROM workflow_execution_logs"
+    )
+    query.equals("workflow_id", workflow_id).equals("step_name", step_name)
+    query.equals("log_level", None if level is None else level.upper())
+    return query.text("id", limit), query.args
+
+
+def metrics_query(
+    workflow_id: str | None, workflow_type: str | None, metric_name: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """``get_workflow_metrics`` as (PostgreSQL-syntax text, args), in the order recorded."""
+    query = Query(
+        f"SELECT id, workflow_id, {', '.join(METRIC_COLUMNS)}, recorded_at FROM workflow_metrics"
+    )
+    query.equals("workflow_id", workflow_id).equals("workflow_type", workflow_type)
+    query.equals("metric_name", metric_name)
+    return query.text("id", limit), query.args
+
+
+# -- driver errors -------------------------------------------------------------------------
+
+
+class Violation(Enum):
+    """Which integrity rule a driver error reports."""
+
+    DUPLICATE_ID = "duplicate id"
+    DUPLICATE_IDEMPOTENCY_KEY = "duplicate idempotency key"
+    MISSING_REFERENCE = "missing referenced row"
+    OTHER = "other"
+
+
+def classify_violation(detail: str) -> Violation:
+    """Classify an integrity error from its text (SQLite message or PostgreSQL constraint).
+
+    SQLite says ``UNIQUE constraint failed: workflow_executions.idempotency_key`` or
+    ``FOREIGN KEY constraint failed``; PostgreSQL names the constraint
+    (``workflow_executions_pkey``, ``..._idempotency_key_key``, ``..._fkey``).
+    """
+    if "idempotency_key" in detail:
+        return Violation.DUPLICATE_IDEMPOTENCY_KEY
+    if "workflow_executions_pkey" in detail or "workflow_executions.id" in detail:
+        return Violation.DUPLICATE_ID
+    if "FOREIGN KEY" in detail.upper() or detail.endswith("_fkey"):
+        return Violation.MISSING_REFERENCE
+    return Violation.OTHER
+
+
+def create_conflict(record: WorkflowRecord, detail: str) -> PersistenceError:
+    """The error for an insert of ``record`` that broke an integrity rule."""
+    kind = classify_violation(detail)
+    if kind is Violation.DUPLICATE_ID:
+        return PersistenceError(f"Workflow '{record.id}' already exists.")
+    if kind is Violation.DUPLICATE_IDEMPOTENCY_KEY and record.idempotency_key is not None:
+        return DuplicateIdempotencyKeyError(record.idempotency_key)
+    if kind is Violation.MISSING_REFERENCE:
+        return PersistenceError(
+            f"Cannot create workflow '{record.id}': its parent workflow "
+            f"'{record.parent_execution_id}' does not exist."
+        )
+    return PersistenceError(f"Cannot create workflow '{record.id}': {detail}")
+
+
+def describe(exc: BaseException) -> str:
+    """A driver error as ``Type: message`` for our messages (the driver type stays inside)."""
+    text = str(exc).strip() or repr(exc)
+    return f"{type(exc).__name__}: {text}"

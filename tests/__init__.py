@@ -1,0 +1,1 @@
+"""Ruvon test suite."""
