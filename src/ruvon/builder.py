@@ -25,7 +25,7 @@ from ruvon.definition.loader import (
     substitute,
 )
 from ruvon.definition.loader import import_callable as _import_callable
-from ruvon.definition.schema import RegistryFile
+from ruvon.definition.schema import RegistryFile, WorkflowDefinition
 from ruvon.errors import DefinitionError, DefinitionIssue, WorkflowNotFoundError
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
@@ -48,6 +48,19 @@ _REGISTRY_ONLY_KEYS = frozenset(
     {"type", "config_file", "requires", "deprecated", "deprecation_date", "remove_after_date"}
 )
 _REGISTRY_NAME = "workflow_registry.yaml"
+_WORKFLOW_KEYS = frozenset(
+    name
+    for field_name, info in WorkflowDefinition.model_fields.items()
+    for name in (
+        field_name,
+        *(
+            choice
+            for choice in getattr(info.validation_alias, "choices", ())
+            if isinstance(choice, str)
+        ),
+    )
+)
+"""The top-level keys of a workflow file (aliases included)."""
 
 
 def _issue_error(message: str, file: str | None = None) -> DefinitionError:
@@ -95,6 +108,8 @@ class WorkflowBuilder:
         self._initialized: set[int] = set()
         self._compiled: dict[str, CompiledWorkflow] = {}
         self._snapshots: dict[str, CompiledWorkflow] = {}
+        self._registry_lines: LineMap | None = None
+        self._registry_positions: dict[str, int] = {}
 
         registry_path: Path | None = None
         if isinstance(workflow_registry, (str, os.PathLike)):
@@ -121,9 +136,9 @@ class WorkflowBuilder:
 
     # -- the registry and workflow files ---------------------------------------------------
 
-    @staticmethod
-    def _read_registry(path: Path) -> dict[str, dict[str, Any]]:
+    def _read_registry(self, path: Path) -> dict[str, dict[str, Any]]:
         document = read_yaml_file(path)
+        self._registry_lines = document.lines
         data = document.data if document.data is not None else {}
         try:
             registry = RegistryFile.model_validate(data)
@@ -154,6 +169,7 @@ class WorkflowBuilder:
                     )
                 )
             entries[entry.type] = dict(raw)
+            self._registry_positions.setdefault(entry.type, position)
         if issues:
             raise DefinitionError(issues, source=str(path))
         return entries
@@ -189,6 +205,12 @@ class WorkflowBuilder:
         """The resolved configuration of a type (registry entry + file, substituted)."""
         entry = self.registry.get(workflow_type)
         document: SourceDocument
+        position = self._registry_positions.get(workflow_type)
+        # Where the type's entry is in the registry file (unknown for dict registries).
+        entry_path: tuple[str | int, ...] = ("workflows", position) if position is not None else ()
+        registry_lines = self._registry_lines or LineMap(
+            str(self.registry_path) if self.registry_path else None
+        )
         if entry is None:
             found = self._scan_for_type(workflow_type)
             if found is None:
@@ -196,11 +218,28 @@ class WorkflowBuilder:
             entry = {"type": workflow_type}
             document = read_yaml_file(found)
         elif entry.get("config_file"):
-            document = read_yaml_file(self._resolve_file(str(entry["config_file"])))
+            config_file = self._resolve_file(str(entry["config_file"]))
+            if not config_file.is_file():
+                issue = registry_lines.issue(
+                    f"config_file '{entry['config_file']}' not found (looked in {self.config_dir})",
+                    (*entry_path, "config_file"),
+                    key="config_file",
+                )
+                raise DefinitionError([issue], source=registry_lines.file)
+            document = read_yaml_file(config_file)
         else:
+            # An inline entry is the workflow file: locate its keys inside the registry.
+            prefix = len(entry_path)
+            inline = LineMap(
+                registry_lines.file,
+                {
+                    path[prefix:]: line
+                    for path, line in registry_lines.lines.items()
+                    if entry_path and path[:prefix] == entry_path
+                },
+            )
             document = SourceDocument(
-                {k: v for k, v in entry.items() if k not in _REGISTRY_ONLY_KEYS},
-                LineMap(str(self.registry_path) if self.registry_path else None),
+                {k: v for k, v in entry.items() if k not in _REGISTRY_ONLY_KEYS}, inline
             )
         lines = document.lines
         if not isinstance(document.data, dict):
@@ -210,6 +249,14 @@ class WorkflowBuilder:
             for k, v in entry.items()
             if k not in _REGISTRY_ONLY_KEYS and k not in ("description",)
         }
+        issues: list[DefinitionIssue] = []
+        if entry.get("config_file"):
+            # Keys of the registry entry that are not workflow keys: report them where they are.
+            for key in [k for k in base if k not in _WORKFLOW_KEYS]:
+                issues.append(
+                    registry_lines.issue(f"unknown key '{key}'", (*entry_path, key), key=key)
+                )
+                del base[key]
         raw: dict[str, Any] = {**base, **document.data}
         if "initial_state_model_path" in raw and "initial_state_model" in raw:
             if "initial_state_model_path" in document.data:
@@ -217,7 +264,6 @@ class WorkflowBuilder:
             else:
                 raw.pop("initial_state_model_path")
         declared = raw.setdefault("workflow_type", workflow_type)
-        issues: list[DefinitionIssue] = []
         if declared != workflow_type:
             issues.append(
                 lines.issue(
@@ -312,6 +358,8 @@ class WorkflowBuilder:
         self._compiled.pop(workflow_type, None)
         clear_import_cache()
         if yaml_content is not None:
+            # The new content is no longer the registry file's entry.
+            self._registry_positions.pop(workflow_type, None)
             document = read_yaml(yaml_content, f"<reloaded {workflow_type}>")
             if not isinstance(document.data, dict):
                 raise _issue_error(

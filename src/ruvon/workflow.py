@@ -314,7 +314,9 @@ class Workflow:
                 step_name=target_step_name,
                 data={"from_step": self.current_step_name, "to_step": target_step_name},
             )
-            await self._change_status(WorkflowStatus.ACTIVE, audit, index=index)
+            # A jump ends any wait: the workflow no longer waits for anything.
+            metadata = {k: v for k, v in self.metadata.items() if k != "waiting_for"}
+            await self._change_status(WorkflowStatus.ACTIVE, audit, index=index, metadata=metadata)
 
     async def retry(self, from_step: str | None = None) -> None:
         """Make a failed workflow ACTIVE again, at ``from_step`` or at the step that failed.
@@ -403,13 +405,19 @@ class Workflow:
         first: bool,
         resuming: WorkflowStatus | None,
     ) -> BaseModel | None:
-        if step.input_model is None or not first:
+        if not first:
             return None
         definition = step.definition
         if isinstance(definition, HumanInLoopStep) and not (
             resuming is WorkflowStatus.WAITING_HUMAN or (user_input and not definition.always_pause)
         ):
             return None  # the step will wait; its input is checked when it arrives
+        # ``required_input`` holds with or without an input_model.
+        missing = [key for key in definition.required_input if key not in user_input]
+        if missing:
+            raise InvalidInputError(step.name, f"missing required input {missing}")
+        if step.input_model is None:
+            return None
         try:
             return step.input_model.model_validate(dict(user_input))
         except ValidationError as exc:
@@ -418,10 +426,6 @@ class Workflow:
                 for err in exc.errors()
             )
             raise InvalidInputError(step.name, detail) from None
-        finally:
-            missing = [key for key in step.definition.required_input if key not in user_input]
-            if missing:
-                raise InvalidInputError(step.name, f"missing required input {missing}")
 
     def _route(self, step: CompiledStep, outcome: StepOutcome, state: Any) -> int | None:
         """The index to continue at if the step jumps, else None."""
@@ -587,7 +591,8 @@ class Workflow:
             final_result=self._last_result if self.status is WorkflowStatus.COMPLETED else None,
         )
         if self.status.is_waiting:
-            reason = "HUMAN_IN_LOOP" if self.status is WorkflowStatus.WAITING_HUMAN else "PAUSE"
+            human = self.status is WorkflowStatus.WAITING_HUMAN
+            reason = "HUMAN_IN_LOOP" if human else "PAUSE_DIRECTIVE"
             await hub.emit(
                 "on_workflow_paused",
                 workflow_id=self.id,

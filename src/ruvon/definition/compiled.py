@@ -257,6 +257,30 @@ def _resolve_step(
     return CompiledStep(step, index, public, function, compensate, input_model)
 
 
+def _duplicates_with_invalid_steps(
+    raw_steps: list[Any], valid: set[int], lines: LineMap
+) -> list[DefinitionIssue]:
+    """Duplicate step names where one of the two steps failed schema validation (duplicates
+    among valid steps are found by :func:`check_definition`)."""
+    issues = []
+    first: dict[str, int] = {}
+    for position, raw_step in enumerate(raw_steps):
+        name = raw_step.get("name") if isinstance(raw_step, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first and not (position in valid and first[name] in valid):
+            issues.append(
+                lines.issue(
+                    f"duplicate step name (first defined as step {first[name] + 1})",
+                    ("steps", position, "name"),
+                    step=name,
+                    key="name",
+                )
+            )
+        first.setdefault(name, position)
+    return issues
+
+
 def compile_workflow(
     raw: Mapping[str, Any], lines: LineMap, evaluator: ExpressionEvaluator
 ) -> CompiledWorkflow:
@@ -285,6 +309,7 @@ def compile_workflow(
                 continue
     known = [s["name"] for s in raw_steps if isinstance(s, dict) and isinstance(s.get("name"), str)]
     issues.extend(check_definition(valid, lines, evaluator, known))
+    issues.extend(_duplicates_with_invalid_steps(raw_steps, {i for i, _ in valid}, lines))
 
     compiled_steps = [_resolve_step(step, i, ("steps",), lines, issues) for i, step in valid]
     state_model: type[Any] | None = None

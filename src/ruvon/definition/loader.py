@@ -82,6 +82,9 @@ def read_yaml(text: str, file: str | None = None) -> SourceDocument:
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            # The file ended inside a construct: point at where the construct starts.
+            mark = exc.context_mark
         line = mark.line + 1 if mark is not None else None
         reason = " ".join(part for part in (exc.context, exc.problem) if part)
         issue = DefinitionIssue(f"invalid YAML: {reason}", file=file, line=line)

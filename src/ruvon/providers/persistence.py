@@ -4,6 +4,9 @@ The contract is a set of small Protocols (structural typing: a provider need not
 satisfy them). :class:`PersistenceProvider` is their union, which is what the engine needs.
 The records below are the vocabulary of the contract; they are plain frozen data.
 
+Values are returned JSON-normalized (tuples come back as lists, datetimes inside JSON as
+ISO strings, metric values as floats).
+
 The one rule every implementation must keep: :meth:`WorkflowStore.commit_workflow` writes the
 workflow row *and* the audit, metric and log entries that come with it in one transaction, and
 only if the row's version is still the expected one.
@@ -130,7 +133,7 @@ class MetricPoint:
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """An execution log line kept with the workflow (``ruvon logs`` shows them)."""
+    """An execution log line kept with the workflow. ``level`` is stored upper-case."""
 
     level: str
     message: str

@@ -148,7 +148,13 @@ def metric_rows(workflow_id: str, points: Sequence[MetricPoint]) -> list[tuple[A
 def log_rows(workflow_id: str, entries: Sequence[LogEntry]) -> list[tuple[Any, ...]]:
     """Parameters of ``Statements.insert_log``, one tuple per entry."""
     return [
-        (workflow_id, entry.step_name, entry.level, entry.message, json_text(entry.metadata))
+        (
+            workflow_id,
+            entry.step_name,
+            entry.level.upper(),
+            entry.message,
+            json_text(entry.metadata),
+        )
         for entry in entries
     ]
 

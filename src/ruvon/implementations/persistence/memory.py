@@ -214,7 +214,13 @@ class MemoryPersistenceProvider:
 
     def _store_log(self, workflow_id: str, entry: LogEntry, now: datetime) -> None:
         self._logs.setdefault(workflow_id, []).append(
-            dataclasses.replace(entry, workflow_id=workflow_id, id=self._id(), logged_at=now)
+            dataclasses.replace(
+                entry,
+                level=entry.level.upper(),
+                workflow_id=workflow_id,
+                id=self._id(),
+                logged_at=now,
+            )
         )
 
     async def log_audit_event(self, workflow_id: str, event: AuditEvent) -> None:
