@@ -28,6 +28,7 @@ EXPECTED = {
     "StepKind",
     "StepNotImplementedError",
     "TemplateError",
+    "UnknownWorkflowTypeError",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowJumpDirective",

@@ -20,6 +20,7 @@ from ruvon.errors import (
     RuvonError,
     StepNotImplementedError,
     TemplateError,
+    UnknownWorkflowTypeError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "StepKind",
     "StepNotImplementedError",
     "TemplateError",
+    "UnknownWorkflowTypeError",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowJumpDirective",

@@ -26,7 +26,12 @@ from ruvon.definition.loader import (
 )
 from ruvon.definition.loader import import_callable as _import_callable
 from ruvon.definition.schema import RegistryFile, WorkflowDefinition
-from ruvon.errors import DefinitionError, DefinitionIssue, WorkflowNotFoundError
+from ruvon.errors import (
+    DefinitionError,
+    DefinitionIssue,
+    UnknownWorkflowTypeError,
+    WorkflowNotFoundError,
+)
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
@@ -214,7 +219,7 @@ class WorkflowBuilder:
         if entry is None:
             found = self._scan_for_type(workflow_type)
             if found is None:
-                raise ValueError(f"Workflow type '{workflow_type}' not found in registry.")
+                raise UnknownWorkflowTypeError(workflow_type)
             entry = {"type": workflow_type}
             document = read_yaml_file(found)
         elif entry.get("config_file"):

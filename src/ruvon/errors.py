@@ -10,7 +10,7 @@ documentation catch as ``ValueError`` also derive from ``ValueError``::
     ├── WorkflowStateError (ValueError)      the operation is not allowed in the workflow's status
     │   └── InvalidTransitionError           a status change the transition table forbids
     ├── InvalidInputError (ValueError)       user input failed the step's input_model
-    ├── StepFailedError                      a step failed without an exception of its own
+    ├── UnknownWorkflowTypeError (ValueError)  the registry has no such workflow type
     ├── NoRouteMatchedError (ValueError)     a DECISION step found no route
     ├── JumpTargetError (ValueError)         a jump names a step that does not exist
     ├── StepNotImplementedError (NotImplementedError)  the step kind has no runtime yet
@@ -94,8 +94,12 @@ class InvalidInputError(RuvonError, ValueError):
         super().__init__(f"Invalid input for step '{step_name}': {detail}")
 
 
-class StepFailedError(RuvonError):
-    """A step failed for a reason that is not itself an exception (e.g. an invalid return value)."""
+class UnknownWorkflowTypeError(RuvonError, ValueError):
+    """The registry (and the config directory) has no workflow of this type."""
+
+    def __init__(self, workflow_type: str) -> None:
+        self.workflow_type = workflow_type
+        super().__init__(f"Workflow type '{workflow_type}' not found in registry.")
 
 
 class NoRouteMatchedError(RuvonError, ValueError):

@@ -237,9 +237,12 @@ class Workflow:
             self._require_runnable()
             data = dict(user_input or {})
             first = True
+            result: dict[str, Any] = {}
             while True:
-                result, go_on = await self._run_current(data, first)
+                step_result, go_on = await self._run_current(data, first)
                 first = False
+                if step_result is not None:
+                    result = step_result
                 if not go_on:
                     break
             return result, self.current_step_name
@@ -352,7 +355,9 @@ class Workflow:
 
     async def _run_current(
         self, user_input: dict[str, Any], first: bool
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Run the current step; return its result (None if it only started waiting) and
+        whether ``automate_next`` goes on to the next one."""
         steps = self._compiled.steps
         index = self.current_step_index
         resuming = normalize_status(self.status) if first and self.status.is_waiting else None
@@ -391,12 +396,12 @@ class Workflow:
             )
             target = self._route(step, outcome, state)
         except Exception as exc:
-            await self._fail(step, exc, resuming)
+            await self._fail(step, exc, resuming, user_input)
             raise
         duration_ms = (time.perf_counter() - started) * 1000.0
         await self._complete_step(step, outcome, state, target, resuming, duration_ms, user_input)
         go_on = self.status is WorkflowStatus.ACTIVE and step.definition.automate_next
-        return outcome.result, go_on
+        return (outcome.result if outcome.completes_step else None), go_on
 
     def _validate_input(
         self,
@@ -559,12 +564,8 @@ class Workflow:
         if not hub.enabled:
             return
         if resuming is not None:
-            await hub.emit(
-                "on_workflow_resumed",
-                workflow_id=self.id,
-                step_name=step.name,
-                resume_data=dict(user_input),
-            )
+            await self._notify_resumed(step, old_status, user_input)
+            old_status = WorkflowStatus.ACTIVE
         if outcome.completes_step:
             label = "PAUSED" if outcome.wait else ("JUMPED" if target is not None else "COMPLETED")
             await hub.emit(
@@ -579,6 +580,26 @@ class Workflow:
             )
         if self.status is not old_status:
             await self._notify_status(old_status)
+
+    async def _notify_resumed(
+        self, step: CompiledStep, waiting: WorkflowStatus, user_input: Mapping[str, Any]
+    ) -> None:
+        """A waiting workflow got its input: it is ACTIVE again (whatever the step does next)."""
+        hub = self._hub
+        await hub.emit(
+            "on_workflow_resumed",
+            workflow_id=self.id,
+            step_name=step.name,
+            resume_data=dict(user_input),
+        )
+        await hub.emit(
+            "on_workflow_status_changed",
+            workflow_id=self.id,
+            old_status=waiting.value,
+            new_status=WorkflowStatus.ACTIVE.value,
+            current_step_name=step.name,
+            final_result=None,
+        )
 
     async def _notify_status(self, old_status: WorkflowStatus) -> None:
         hub = self._hub
@@ -631,7 +652,11 @@ class Workflow:
         await self._notify_status(old)
 
     async def _fail(
-        self, step: CompiledStep, error: Exception, resuming: WorkflowStatus | None
+        self,
+        step: CompiledStep,
+        error: Exception,
+        resuming: WorkflowStatus | None,
+        user_input: Mapping[str, Any],
     ) -> None:
         """Record a failed step: FAILED (or, in saga mode, compensate and FAILED_ROLLED_BACK)."""
         old_status = self.status
@@ -639,13 +664,28 @@ class Workflow:
         logger.error("Step failed: %s (workflow %s, step %s)", message, self.id, step.name)
         # Whatever the step did to the state in place is discarded: the committed state stands.
         self.state = self._rebuild_state(self._committed_state)
-        audit = [
+        audit: list[AuditEvent] = []
+        metadata = self.metadata
+        if resuming is not None:
+            # The wait ended (waiting -> ACTIVE) before the step failed (ACTIVE -> FAILED).
+            check_transition(resuming, WorkflowStatus.ACTIVE)
+            metadata = {k: v for k, v in metadata.items() if k != "waiting_for"}
+            audit.append(
+                AuditEvent(
+                    "WORKFLOW_RESUMED",
+                    step_name=step.name,
+                    old_status=old_status.value,
+                    new_status=WorkflowStatus.ACTIVE.value,
+                    data={"input_keys": sorted(user_input)},
+                )
+            )
+        audit.append(
             AuditEvent(
                 "STEP_FAILED",
                 step_name=step.name,
                 data={"error": str(error), "error_type": type(error).__name__},
             )
-        ]
+        )
         logs = [LogEntry("ERROR", f"Step failed: {message}", step_name=step.name)]
         state = self.state
         stack = self.completed_steps_stack
@@ -656,14 +696,12 @@ class Workflow:
             )
             audit.extend(entries)
             status = WorkflowStatus.FAILED_ROLLED_BACK
-        if resuming is not None:
-            check_transition(resuming, WorkflowStatus.ACTIVE)
         check_transition(WorkflowStatus.ACTIVE, status)
         audit.append(
             AuditEvent(
                 "WORKFLOW_FAILED",
                 step_name=step.name,
-                old_status=old_status.value,
+                old_status=WorkflowStatus.ACTIVE.value,
                 new_status=status.value,
                 data={"status": status.value, "error": str(error)},
             )
@@ -672,7 +710,7 @@ class Workflow:
             status,
             state,
             step.index,
-            self.metadata,
+            metadata,
             audit,
             logs=logs,
             stack=stack,
@@ -685,6 +723,8 @@ class Workflow:
         ):
             with contextlib.suppress(AttributeError):
                 setattr(error, name, value)
+        if resuming is not None:
+            await self._notify_resumed(step, old_status, user_input)
         await self._hub.emit(
             "on_step_failed",
             workflow_id=self.id,
@@ -693,7 +733,7 @@ class Workflow:
             error_message=message,
             current_state=self.state,
         )
-        await self._notify_status(old_status)
+        await self._notify_status(WorkflowStatus.ACTIVE)
 
     def _run_for_compensation(self, failed: CompiledStep) -> StepRun:
         return StepRun(

@@ -76,6 +76,8 @@ def _check_steps(
 
         if isinstance(step, (StandardStep, DecisionStep, HumanInLoopStep)):
             for r, route in enumerate(step.routes):
+                if route.default is not None and r != len(step.routes) - 1:
+                    issue("a 'default' route must be the last route", "routes", r, "default")
                 if route.destination not in names:
                     key = "default" if route.default is not None else "target"
                     issue(f"route target '{route.destination}' is not a step", "routes", r, key)

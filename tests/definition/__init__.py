@@ -1,0 +1,1 @@
+"""Definition tests: registry and workflow files rejected (or accepted) at load time."""

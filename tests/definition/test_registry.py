@@ -1,0 +1,260 @@
+"""Registry files, discovery without a registry, and the substitution of ``${ENV}`` and
+``{{parameters.x}}`` values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ruvon import DefinitionError, WorkflowStatus
+from ruvon.builder import WorkflowBuilder
+from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
+from tests.support.config import STATE_MODEL, ConfigDir, workflow
+from tests.support.config import STEPS as S
+from tests.support.definitions import find_issue, line_of
+
+ONE_STEP = f"- name: Start\n  function: {S}.mark\n"
+
+
+def write_registry(directory: Path, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "workflow_registry.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- the registry file ----------------------------------------------------------------------
+
+
+def test_an_unknown_top_level_key(tmp_path: Path) -> None:
+    path = write_registry(tmp_path, "workflows: []\ncolour: blue\n")
+
+    with pytest.raises(DefinitionError) as caught:
+        WorkflowBuilder(path)
+
+    (issue,) = caught.value.issues
+    assert (issue.message, issue.file, issue.line, issue.key) == (
+        "unknown key 'colour'",
+        str(path),
+        2,
+        "colour",
+    )
+
+
+def test_a_type_registered_twice(tmp_path: Path) -> None:
+    path = write_registry(
+        tmp_path,
+        "workflows:\n"
+        "  - type: Order\n    config_file: a.yaml\n"
+        "  - type: Order\n    config_file: b.yaml\n",
+    )
+
+    with pytest.raises(DefinitionError) as caught:
+        WorkflowBuilder(path)
+
+    (issue,) = caught.value.issues
+    assert issue.message == "workflow type 'Order' is registered twice"
+    assert (issue.file, issue.line, issue.key) == (
+        str(path),
+        line_of(path, "type: Order", 2),
+        "type",
+    )
+
+
+def test_registry_problems_of_several_types_are_reported_together(config: ConfigDir) -> None:
+    config.write("Mismatch", workflow("Other", ONE_STEP))
+    config.write("Odd", workflow("Odd", ONE_STEP))  # the last entry: gets an unknown key
+    registry = config.registry_path
+    registry.write_text(
+        registry.read_text()
+        + "    colour: blue\n"
+        + f"  - type: Lost\n    config_file: lost.yaml\n    initial_state_model: {STATE_MODEL}\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(DefinitionError) as caught:
+        WorkflowBuilder(registry).validate()
+
+    error = caught.value
+    assert len(error.issues) == 3
+    mismatch = find_issue(error, "workflow_type 'Other' does not match the registry type")
+    mismatch_file = config.root / "mismatch.yaml"
+    assert (mismatch.file, mismatch.line, mismatch.key) == (
+        str(mismatch_file),
+        line_of(mismatch_file, "workflow_type:"),
+        "workflow_type",
+    )
+    lost = find_issue(error, "config_file 'lost.yaml' not found")
+    assert (lost.file, lost.line, lost.key) == (
+        str(registry),
+        line_of(registry, "config_file: lost.yaml"),
+        "config_file",
+    )
+    # A key of a registry entry is reported in the registry, not in the workflow file.
+    colour = find_issue(error, "unknown key 'colour'")
+    assert (colour.file, colour.line, colour.key) == (
+        str(registry),
+        line_of(registry, "colour: blue"),
+        "colour",
+    )
+    text = str(error)
+    for issue in error.issues:
+        assert f"{issue.file}:{issue.line}" in text
+
+
+def test_an_inline_registry_entry_is_located_in_the_registry(tmp_path: Path) -> None:
+    path = write_registry(
+        tmp_path,
+        "workflows:\n"
+        "  - type: Inline\n"
+        f"    initial_state_model: {STATE_MODEL}\n"
+        "    steps:\n"
+        "      - name: Start\n"
+        "        function: no_such_package.f\n",
+    )
+
+    with pytest.raises(DefinitionError) as caught:
+        WorkflowBuilder(path).validate()
+
+    (issue,) = caught.value.issues
+    assert (issue.file, issue.line, issue.step, issue.key) == (
+        str(path),
+        line_of(path, "no_such_package"),
+        "Start",
+        "function",
+    )
+
+
+async def test_an_inline_registry_entry_runs(tmp_path: Path) -> None:
+    path = write_registry(
+        tmp_path,
+        "workflows:\n"
+        "  - type: Inline\n"
+        f"    initial_state_model: {STATE_MODEL}\n"
+        "    steps:\n"
+        "      - name: Start\n"
+        f"        function: {S}.mark\n",
+    )
+    builder = WorkflowBuilder(path, persistence_provider=MemoryPersistenceProvider())
+
+    workflow_ = await builder.create_workflow("Inline", {"order_id": "R1"})
+
+    assert await workflow_.run() is WorkflowStatus.COMPLETED
+    assert workflow_.state.visited == ["Start"]
+
+
+def test_the_state_model_may_come_from_the_registry(config: ConfigDir) -> None:
+    # The registry entry names the state model; the file does not.
+    config.write("Plain", f"workflow_type: Plain\nsteps:\n  - name: A\n    function: {S}.mark\n")
+    builder = config.builder()
+
+    assert builder.get_state_model_class("Plain").__name__ == "OrderState"
+    assert builder.list_workflow_types() == ["Plain"]
+
+
+# -- discovery without a registry -------------------------------------------------------------
+
+
+async def test_a_file_is_found_by_its_workflow_type(tmp_path: Path) -> None:
+    (tmp_path / "zz_order.yml").write_text(workflow("Discovered", ONE_STEP), encoding="utf-8")
+    (tmp_path / "broken.yaml").write_text("steps: [unclosed\n", encoding="utf-8")
+    (tmp_path / "other.yaml").write_text(workflow("Other", ONE_STEP), encoding="utf-8")
+    store = MemoryPersistenceProvider()
+    builder = WorkflowBuilder(config_dir=tmp_path, persistence_provider=store)
+    assert builder.registry_path is None
+    assert builder.list_workflow_types() == []
+
+    found = await builder.create_workflow("Discovered", {"order_id": "D1"})
+
+    assert found.workflow_type == "Discovered"
+    await found.run()
+    loaded = await WorkflowBuilder(config_dir=tmp_path, persistence_provider=store).load_workflow(
+        found.id
+    )
+    assert loaded.status is WorkflowStatus.COMPLETED
+    with pytest.raises(ValueError, match=r"^Workflow type 'Missing' not found in registry\.$"):
+        await builder.create_workflow("Missing", {"order_id": "D2"})
+
+
+# -- substitution ---------------------------------------------------------------------------
+
+SUBSTITUTED = workflow(
+    "Subst",
+    """
+    - name: Start
+      function: "{{parameters.module}}.mark"
+      description: "${RUVON_TEST_DESCRIPTION:-no description}"
+      retry_policy:
+        max_attempts: "{{parameters.retry.attempts}}"
+        delay_seconds: 0
+    - name: Second
+      function: ${RUVON_TEST_FUNCTION}
+    """,
+    header=f"""
+    parameters:
+      module: {S}
+      retry:
+        attempts: 4
+    """,
+)
+
+
+async def test_env_and_parameters_are_substituted(
+    config: ConfigDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUVON_TEST_DESCRIPTION", raising=False)
+    monkeypatch.setenv("RUVON_TEST_FUNCTION", f"{S}.mark_shouting")
+    config.write("Subst", SUBSTITUTED)
+    builder = config.builder(MemoryPersistenceProvider())
+
+    steps = builder.get_workflow_config("Subst")["steps"]
+
+    assert steps[0]["function"] == f"{S}.mark"
+    assert steps[0]["description"] == "no description"
+    # A value that is exactly one parameter keeps the parameter's type.
+    assert steps[0]["retry_policy"]["max_attempts"] == 4
+    assert steps[1]["function"] == f"{S}.mark_shouting"
+    created = await builder.create_workflow("Subst", {"order_id": "E1"})
+    assert await created.run() is WorkflowStatus.COMPLETED
+    assert created.state.visited == ["Start", "SECOND"]
+    assert created.definition_snapshot["steps"][1]["function"] == f"{S}.mark_shouting"
+
+
+def test_a_set_variable_wins_over_the_default(
+    config: ConfigDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUVON_TEST_DESCRIPTION", "from the environment")
+    monkeypatch.setenv("RUVON_TEST_FUNCTION", f"{S}.mark")
+    config.write("Subst", SUBSTITUTED)
+
+    steps = config.builder().get_workflow_config("Subst")["steps"]
+
+    assert steps[0]["description"] == "from the environment"
+
+
+def test_an_unset_variable_without_default(
+    config: ConfigDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUVON_TEST_FUNCTION", raising=False)
+    path = config.write("Subst", SUBSTITUTED)
+
+    with pytest.raises(DefinitionError) as caught:
+        config.builder().validate("Subst")
+
+    (issue,) = caught.value.issues
+    assert issue.message == "environment variable 'RUVON_TEST_FUNCTION' is not set"
+    assert (issue.file, issue.line) == (str(path), line_of(path, "${RUVON_TEST_FUNCTION}"))
+    assert f"{path}:{issue.line}: " in str(caught.value)
+
+
+def test_an_unknown_parameter(config: ConfigDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUVON_TEST_FUNCTION", f"{S}.mark")
+    path = config.write("Subst", SUBSTITUTED.replace("parameters.module", "parameters.nope"))
+
+    with pytest.raises(DefinitionError) as caught:
+        config.builder().validate("Subst")
+
+    (issue,) = caught.value.issues
+    assert issue.message == "unknown parameter 'parameters.nope'"
+    assert issue.line == line_of(path, "parameters.nope")

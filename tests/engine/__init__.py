@@ -1,0 +1,1 @@
+"""Engine tests: real workflows through WorkflowBuilder and Workflow on every backend."""

@@ -1,0 +1,1 @@
+"""Test-support code: step functions, state models and workflow files used by the tests."""
