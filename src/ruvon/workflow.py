@@ -285,6 +285,7 @@ class Workflow:
                 self.current_step_index,
                 self.metadata,
                 [AuditEvent("WORKFLOW_SAVED", step_name=self.current_step_name)],
+                error_message=self.error_message,
             )
 
     async def cancel(self, reason: str | None = None) -> None:
@@ -479,7 +480,15 @@ class Workflow:
         index = step.index + 1
         if outcome.wait is not None:
             status = outcome.wait
-            index = step.index + 1 if outcome.completes_step else step.index
+            index = step.index
+            if outcome.completes_step:
+                # The paused step is done: resuming goes where the step leads (``next:`` too).
+                follow = step.definition.next
+                index = step.index + 1
+                if follow == END:
+                    index = len(steps)
+                elif follow is not None:
+                    index = self._compiled.index_by_name[follow]
             metadata = {**metadata, "waiting_for": outcome.waiting_for}
         else:
             status = WorkflowStatus.ACTIVE

@@ -3,6 +3,8 @@ that reject bad input without touching the stored workflow."""
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from ruvon import InvalidInputError, WorkflowStateError, WorkflowStatus
@@ -308,3 +310,28 @@ async def test_required_input_is_enforced_without_an_input_model(
     result, _ = await workflow.next_step({"customer": "Bob"})
     assert result == {"greeting": "Hello Bob!"}
     assert (await fresh.load_workflow(workflow.id)).status is WorkflowStatus.COMPLETED
+
+
+async def test_a_pause_directive_resumes_where_next_leads(tmp_path: pathlib.Path) -> None:
+    """A paused step is done: resuming follows its ``next:`` (here END), not the file order."""
+    from ruvon import WorkflowBuilder
+    from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
+
+    (tmp_path / "registry.yaml").write_text(
+        "workflows:\n  - type: PauseEnd\n    config_file: pause_end.yaml\n"
+        "    initial_state_model: builtins.dict\n"
+    )
+    (tmp_path / "pause_end.yaml").write_text(
+        "workflow_type: PauseEnd\nsteps:\n"
+        "  - name: Ask\n    function: tests.support.order_steps.pause_here\n    next: END\n"
+        "  - name: Never\n    function: tests.support.order_steps.must_not_run\n"
+    )
+    builder = WorkflowBuilder(
+        tmp_path / "registry.yaml", persistence_provider=MemoryPersistenceProvider()
+    )
+    wf = await builder.create_workflow("PauseEnd", {})
+    await wf.next_step()
+    assert wf.status == "PAUSED"
+    await wf.next_step({"answer": 42})
+    assert wf.status == "COMPLETED"
+    assert wf.state == {"asked": True}

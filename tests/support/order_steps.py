@@ -250,3 +250,13 @@ def only_state(state: OrderState) -> dict[str, Any]:
 
 
 NOT_CALLABLE = 42
+
+
+def pause_here(state: Any, context: StepContext) -> dict[str, Any]:
+    """Pause the workflow; works with any state type."""
+    raise WorkflowPauseDirective(result={"asked": True}, waiting_for="answer")
+
+
+def must_not_run(state: Any, context: StepContext) -> dict[str, Any]:
+    """A step that a correct workflow never reaches."""
+    raise AssertionError(f"step {context.step_name} must not run")
