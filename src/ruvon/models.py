@@ -3,7 +3,7 @@ context a step function receives, and the directives a step can raise."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -124,6 +124,23 @@ def normalize_status(value: str | WorkflowStatus) -> WorkflowStatus:
     """Parse a status string; ``WAITING_HUMAN_INPUT`` is read as ``WAITING_HUMAN``."""
     status = WorkflowStatus(value)
     return S.WAITING_HUMAN if status is S.WAITING_HUMAN_INPUT else status
+
+
+def statuses_matching(status: str | Sequence[str] | None) -> frozenset[str] | None:
+    """The stored status strings a list filter matches (``None``: no filter).
+
+    Each value is normalized; WAITING_HUMAN also matches the legacy WAITING_HUMAN_INPUT.
+    """
+    if status is None:
+        return None
+    values = [status] if isinstance(status, str) else list(status)
+    wanted: set[str] = set()
+    for value in values:
+        normalized = normalize_status(value)
+        wanted.add(normalized.value)
+        if normalized is S.WAITING_HUMAN:
+            wanted.add(S.WAITING_HUMAN_INPUT.value)
+    return frozenset(wanted)
 
 
 class StepKind(_StrEnum):

@@ -433,6 +433,37 @@ class Workflow:
             )
             raise InvalidInputError(step.name, detail) from None
 
+    def _end_wait(
+        self,
+        step: CompiledStep,
+        resuming: WorkflowStatus,
+        old_status: WorkflowStatus,
+        user_input: Mapping[str, Any],
+        audit: list[AuditEvent],
+    ) -> dict[str, Any]:
+        """Record that a waiting workflow resumed; return its metadata without ``waiting_for``."""
+        check_transition(resuming, WorkflowStatus.ACTIVE)
+        audit.append(
+            AuditEvent(
+                "WORKFLOW_RESUMED",
+                step_name=step.name,
+                old_status=old_status.value,
+                new_status=WorkflowStatus.ACTIVE.value,
+                data={"input_keys": sorted(user_input)},
+            )
+        )
+        return {k: v for k, v in self.metadata.items() if k != "waiting_for"}
+
+    def _successor(self, step: CompiledStep) -> int:
+        """Where the workflow goes after ``step`` completes without a jump: its ``next:``
+        (END is past the last step), else the following step in the file."""
+        follow = step.definition.next
+        if follow is None:
+            return step.index + 1
+        if follow == END:
+            return len(self._compiled.steps)
+        return self._compiled.index_by_name[follow]
+
     def _route(self, step: CompiledStep, outcome: StepOutcome, state: Any) -> int | None:
         """The index to continue at if the step jumps, else None."""
         target = outcome.jump_to
@@ -465,44 +496,20 @@ class Workflow:
         audit: list[AuditEvent] = []
         metrics: list[MetricPoint] = []
         if resuming is not None:
-            check_transition(resuming, WorkflowStatus.ACTIVE)
-            metadata = {k: v for k, v in metadata.items() if k != "waiting_for"}
-            audit.append(
-                AuditEvent(
-                    "WORKFLOW_RESUMED",
-                    step_name=step.name,
-                    old_status=old_status.value,
-                    new_status=WorkflowStatus.ACTIVE.value,
-                    data={"input_keys": sorted(user_input)},
-                )
-            )
+            metadata = self._end_wait(step, resuming, old_status, user_input, audit)
 
-        index = step.index + 1
         if outcome.wait is not None:
             status = outcome.wait
-            index = step.index
-            if outcome.completes_step:
-                # The paused step is done: resuming goes where the step leads (``next:`` too).
-                follow = step.definition.next
-                index = step.index + 1
-                if follow == END:
-                    index = len(steps)
-                elif follow is not None:
-                    index = self._compiled.index_by_name[follow]
+            # A paused step is done: resuming goes where it leads. A waiting human step is not.
+            index = self._successor(step) if outcome.completes_step else step.index
             metadata = {**metadata, "waiting_for": outcome.waiting_for}
         else:
             status = WorkflowStatus.ACTIVE
-            follow = step.definition.next
-            if target is not None:
-                index = target
-                if target > step.index + 1:
-                    skipped = [s.name for s in steps[step.index + 1 : target]]
-                    previous = metadata.get("skipped_steps", [])
-                    metadata = {**metadata, "skipped_steps": [*previous, *skipped]}
-            elif follow == END:
-                index = len(steps)
-            elif follow is not None:
-                index = self._compiled.index_by_name[follow]
+            index = self._successor(step) if target is None else target
+            if target is not None and target > step.index + 1:
+                skipped = [s.name for s in steps[step.index + 1 : target]]
+                previous = metadata.get("skipped_steps", [])
+                metadata = {**metadata, "skipped_steps": [*previous, *skipped]}
             if index >= len(steps):
                 status = WorkflowStatus.COMPLETED
         check_transition(WorkflowStatus.ACTIVE, status)
@@ -675,19 +682,9 @@ class Workflow:
         self.state = self._rebuild_state(self._committed_state)
         audit: list[AuditEvent] = []
         metadata = self.metadata
+        # The wait ends (waiting -> ACTIVE) before the step fails (ACTIVE -> FAILED).
         if resuming is not None:
-            # The wait ended (waiting -> ACTIVE) before the step failed (ACTIVE -> FAILED).
-            check_transition(resuming, WorkflowStatus.ACTIVE)
-            metadata = {k: v for k, v in metadata.items() if k != "waiting_for"}
-            audit.append(
-                AuditEvent(
-                    "WORKFLOW_RESUMED",
-                    step_name=step.name,
-                    old_status=old_status.value,
-                    new_status=WorkflowStatus.ACTIVE.value,
-                    data={"input_keys": sorted(user_input)},
-                )
-            )
+            metadata = self._end_wait(step, resuming, old_status, user_input, audit)
         audit.append(
             AuditEvent(
                 "STEP_FAILED",

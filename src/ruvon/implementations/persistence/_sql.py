@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ruvon.errors import DuplicateIdempotencyKeyError, PersistenceError
-from ruvon.models import normalize_status
+from ruvon.models import statuses_matching
 from ruvon.providers.persistence import WorkflowRecord
 from ruvon.serialization import dumps, loads
 
@@ -258,21 +258,9 @@ class Statements:
 
 
 def status_values(status: str | Sequence[str] | None) -> list[str] | None:
-    """The stored status strings a status filter matches, sorted; ``None`` for no filter.
-
-    Exactly the memory provider's rule: each value is normalized, and WAITING_HUMAN also
-    matches the legacy WAITING_HUMAN_INPUT.
-    """
-    if status is None:
-        return None
-    values = [status] if isinstance(status, str) else list(status)
-    wanted: set[str] = set()
-    for value in values:
-        normalized = normalize_status(value).value
-        wanted.add(normalized)
-        if normalized == "WAITING_HUMAN":
-            wanted.add("WAITING_HUMAN_INPUT")
-    return sorted(wanted)
+    """The stored status strings a status filter matches, sorted; ``None`` for no filter."""
+    wanted = statuses_matching(status)
+    return None if wanted is None else sorted(wanted)
 
 
 class Query:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
-from ruvon.models import normalize_status
+from ruvon.models import statuses_matching
 from ruvon.providers.persistence import (
     AuditEvent,
     Heartbeat,
@@ -29,19 +29,6 @@ __all__ = ["InMemoryPersistence", "InMemoryPersistenceProvider", "MemoryPersiste
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _status_filter(status: str | Sequence[str] | None) -> set[str] | None:
-    if status is None:
-        return None
-    values = [status] if isinstance(status, str) else list(status)
-    wanted: set[str] = set()
-    for value in values:
-        normalized = normalize_status(value).value
-        wanted.add(normalized)
-        if normalized == "WAITING_HUMAN":
-            wanted.add("WAITING_HUMAN_INPUT")
-    return wanted
 
 
 class MemoryPersistenceProvider:
@@ -151,7 +138,7 @@ class MemoryPersistenceProvider:
         limit: int = 100,
         offset: int = 0,
     ) -> list[WorkflowRecord]:
-        statuses = _status_filter(status)
+        statuses = statuses_matching(status)
         matches = [
             record
             for record in self._workflows.values()
