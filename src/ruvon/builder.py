@@ -409,6 +409,7 @@ class WorkflowBuilder:
         observer: object | None,
         evaluator_cls: type[Any] | None = None,
         template_cls: type[Any] | None = None,
+        state: Any = None,
     ) -> Workflow:
         return Workflow.from_record(
             compiled,
@@ -418,6 +419,7 @@ class WorkflowBuilder:
             expression_evaluator=evaluator_cls() if evaluator_cls else self.expression_evaluator,
             template_engine=template_cls() if template_cls else self.template_engine,
             workflow_observer=observer if observer is not None else self.workflow_observer,
+            state=state,
         )
 
     async def create_workflow(
@@ -488,6 +490,7 @@ class WorkflowBuilder:
             workflow_observer,
             expression_evaluator_cls,
             template_engine_cls,
+            state=state if stored.id == record.id else None,
         )
         if stored.id == record.id:
             hub = ObserverHub(

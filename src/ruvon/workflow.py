@@ -87,6 +87,7 @@ class Workflow:
         expression_evaluator: ExpressionEvaluator,
         template_engine: TemplateEngine,
         workflow_observer: object | None = None,
+        state: Any = None,
     ) -> None:
         if persistence_provider is None or execution_provider is None:
             raise ValueError("Workflow needs a persistence_provider and an execution_provider")
@@ -123,7 +124,8 @@ class Workflow:
         self.updated_at: datetime | None = record.updated_at
         self.completed_at: datetime | None = record.completed_at
         self._committed_state: dict[str, Any] = record.state
-        self.state: Any = self._rebuild_state(record.state)
+        # ``state``, when given, is the already validated state of ``record`` (saves a parse).
+        self.state: Any = self._rebuild_state(record.state) if state is None else state
 
     @classmethod
     def from_record(
@@ -136,6 +138,7 @@ class Workflow:
         expression_evaluator: ExpressionEvaluator,
         template_engine: TemplateEngine,
         workflow_observer: object | None = None,
+        state: Any = None,
     ) -> Workflow:
         """Rebuild a workflow from its stored record and its compiled snapshot."""
         return cls(
@@ -146,6 +149,7 @@ class Workflow:
             expression_evaluator=expression_evaluator,
             template_engine=template_engine,
             workflow_observer=workflow_observer,
+            state=state,
         )
 
     # -- read-only views -------------------------------------------------------------------

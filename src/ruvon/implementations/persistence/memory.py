@@ -23,6 +23,7 @@ from ruvon.providers.persistence import (
     WorkflowRecord,
     WorkflowUpdate,
 )
+from ruvon.serialization import dumps, loads
 
 __all__ = ["InMemoryPersistence", "InMemoryPersistenceProvider", "MemoryPersistenceProvider"]
 
@@ -37,9 +38,9 @@ class MemoryPersistenceProvider:
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowRecord] = {}
         self._idempotency: dict[str, str] = {}
-        self._audit: dict[str, list[AuditEvent]] = {}
+        self._audit: dict[str, list[tuple[AuditEvent, int, datetime]]] = {}
         self._logs: dict[str, list[LogEntry]] = {}
-        self._metrics: list[MetricPoint] = []
+        self._metrics: list[tuple[str, MetricPoint, int, datetime]] = []
         self._heartbeats: dict[str, Heartbeat] = {}
         self._next_id = 0
 
@@ -71,19 +72,16 @@ class MemoryPersistenceProvider:
         if record.id in self._workflows:
             raise PersistenceError(f"Workflow '{record.id}' already exists.")
         now = _now()
+        # Callers hand over freshly built values and never touch them again (see
+        # commit_workflow), so they are stored without copying; reads return copies.
         stored = dataclasses.replace(
-            record,
-            state=copy.deepcopy(record.state),
-            metadata=copy.deepcopy(record.metadata),
-            version=1,
-            created_at=record.created_at or now,
-            updated_at=now,
+            record, version=1, created_at=record.created_at or now, updated_at=now
         )
         self._workflows[record.id] = stored
         if key is not None:
             self._idempotency[key] = record.id
         self._append_audit(record.id, audit, now)
-        return self._copy(stored)
+        return stored
 
     async def load_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         record = self._workflows.get(workflow_id)
@@ -106,20 +104,32 @@ class MemoryPersistenceProvider:
         now = _now()
         # The engine hands over freshly built values and never touches them again, so they are
         # stored without copying; reads return copies.
-        self._workflows[update.workflow_id] = dataclasses.replace(
-            current,
-            status=update.status,
-            state=update.state,
-            current_step=update.current_step,
-            current_step_index=update.current_step_index,
-            metadata=update.metadata,
-            completed_steps_stack=update.completed_steps_stack,
-            saga_mode=update.saga_mode,
-            blocked_on_child_id=update.blocked_on_child_id,
-            error_message=update.error_message,
-            completed_at=update.completed_at,
-            version=expected_version + 1,
-            updated_at=now,
+        c = current
+        self._workflows[update.workflow_id] = WorkflowRecord(
+            c.id,
+            c.workflow_type,
+            c.workflow_version,
+            c.definition_snapshot,
+            c.state_model_path,
+            update.status,
+            update.state,
+            update.current_step,
+            update.current_step_index,
+            update.metadata,
+            update.completed_steps_stack,
+            update.saga_mode,
+            c.parent_execution_id,
+            update.blocked_on_child_id,
+            c.owner_id,
+            c.org_id,
+            c.data_region,
+            c.priority,
+            c.idempotency_key,
+            update.error_message,
+            expected_version + 1,
+            c.created_at,
+            now,
+            update.completed_at,
         )
         self._append_audit(update.workflow_id, audit, now)
         for point in metrics:
@@ -160,16 +170,17 @@ class MemoryPersistenceProvider:
         self._audit.pop(workflow_id, None)
         self._logs.pop(workflow_id, None)
         self._heartbeats.pop(workflow_id, None)
-        self._metrics = [point for point in self._metrics if point.workflow_id != workflow_id]
+        self._metrics = [entry for entry in self._metrics if entry[0] != workflow_id]
         return True
 
     @staticmethod
     def _copy(record: WorkflowRecord) -> WorkflowRecord:
+        # A JSON round trip copies and normalizes values exactly as the SQL stores return them.
         return dataclasses.replace(
             record,
-            state=copy.deepcopy(record.state),
-            metadata=copy.deepcopy(record.metadata),
-            completed_steps_stack=copy.deepcopy(record.completed_steps_stack),
+            state=loads(dumps(record.state)),
+            metadata=loads(dumps(record.metadata)),
+            completed_steps_stack=loads(dumps(record.completed_steps_stack)),
         )
 
     def _require(self, workflow_id: str) -> None:
@@ -181,23 +192,13 @@ class MemoryPersistenceProvider:
     def _append_audit(self, workflow_id: str, events: Sequence[AuditEvent], now: datetime) -> None:
         if not events:
             return
+        # Entries are kept as handed over, with their id and time; records are built on read.
         entries = self._audit.setdefault(workflow_id, [])
         for event in events:
-            entries.append(
-                dataclasses.replace(event, workflow_id=workflow_id, id=self._id(), timestamp=now)
-            )
+            entries.append((event, self._id(), now))
 
     def _store_metric(self, workflow_id: str, point: MetricPoint, now: datetime) -> None:
-        workflow_type = point.workflow_type or self._workflows[workflow_id].workflow_type
-        self._metrics.append(
-            dataclasses.replace(
-                point,
-                workflow_id=workflow_id,
-                workflow_type=workflow_type,
-                id=self._id(),
-                recorded_at=now,
-            )
-        )
+        self._metrics.append((workflow_id, point, self._id(), now))
 
     def _store_log(self, workflow_id: str, entry: LogEntry, now: datetime) -> None:
         self._logs.setdefault(workflow_id, []).append(
@@ -217,9 +218,11 @@ class MemoryPersistenceProvider:
     async def get_audit_log(
         self, workflow_id: str, *, event_type: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
-        events = self._audit.get(workflow_id, [])
-        if event_type is not None:
-            events = [event for event in events if event.event_type == event_type]
+        events = [
+            dataclasses.replace(event, workflow_id=workflow_id, id=entry_id, timestamp=at)
+            for event, entry_id, at in self._audit.get(workflow_id, [])
+            if event_type is None or event.event_type == event_type
+        ]
         return events[:limit]
 
     async def log_execution(self, workflow_id: str, entry: LogEntry) -> None:
@@ -254,14 +257,28 @@ class MemoryPersistenceProvider:
         metric_name: str | None = None,
         limit: int = 100,
     ) -> list[MetricPoint]:
-        points = [
-            point
-            for point in self._metrics
-            if (workflow_id is None or point.workflow_id == workflow_id)
-            and (workflow_type is None or point.workflow_type == workflow_type)
-            and (metric_name is None or point.metric_name == metric_name)
-        ]
-        return points[:limit]
+        points = []
+        for owner, point, entry_id, at in self._metrics:
+            record = self._workflows.get(owner)
+            kind = point.workflow_type or (record.workflow_type if record else None)
+            if (
+                (workflow_id is None or owner == workflow_id)
+                and (workflow_type is None or kind == workflow_type)
+                and (metric_name is None or point.metric_name == metric_name)
+            ):
+                points.append(
+                    dataclasses.replace(
+                        point,
+                        metric_value=float(point.metric_value),
+                        workflow_id=owner,
+                        workflow_type=kind,
+                        id=entry_id,
+                        recorded_at=at,
+                    )
+                )
+                if len(points) >= limit:
+                    break
+        return points
 
     # -- heartbeats ------------------------------------------------------------------------
 
