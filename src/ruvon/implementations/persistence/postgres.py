@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
@@ -50,6 +52,9 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
 )
+_BATCH_FAILURES: tuple[type[BaseException], ...] = (PersistenceError, *_DRIVER_ERRORS)
+_GROUP_MAX_BATCH = 64
+_GROUP_CONCURRENCY = 2
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 # -- the one-statement commit --------------------------------------------------------------
@@ -145,6 +150,73 @@ def _create_sql(audit: bool) -> str:
     )
 
 
+# -- the batch commit (group commit) -------------------------------------------------------
+
+# The 12 parameters of _sql.UPDATE_WORKFLOW (as _rows.update_workflow_args orders them) as the
+# columns of unnest(): (column name, array element type).
+_BATCH_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "text"),
+    ("expected", "int4"),
+    ("status", "text"),
+    ("state", "text"),
+    ("current_step", "text"),
+    ("current_step_index", "int4"),
+    ("metadata", "text"),
+    ("completed_steps_stack", "text"),
+    ("saga_mode", "bool"),
+    ("blocked_on_child_id", "text"),
+    ("error_message", "text"),
+    ("completed_at", "timestamptz"),
+)
+
+_BATCH_UPDATE = f"""UPDATE workflow_executions AS w
+SET status = c.status, state = c.state::jsonb, current_step = c.current_step,
+    current_step_index = c.current_step_index, metadata = c.metadata::jsonb,
+    completed_steps_stack = c.completed_steps_stack::jsonb, saga_mode = c.saga_mode,
+    blocked_on_child_id = c.blocked_on_child_id, error_message = c.error_message,
+    completed_at = c.completed_at, version = w.version + 1, updated_at = now()
+FROM unnest({", ".join(f"${n}::{kind}[]" for n, (_c, kind) in enumerate(_BATCH_COLUMNS, 1))})
+    AS c({", ".join(column for column, _kind in _BATCH_COLUMNS)})
+WHERE w.id = c.id AND w.version = c.expected
+RETURNING w.id, w.version, w.workflow_type"""
+"""The versioned update of many workflows (distinct ids) from parallel arrays."""
+
+_BATCH_VERSIONS = "SELECT id, version FROM workflow_executions WHERE id = ANY($1::text[])"
+
+
+@cache
+def _batch_sql(audit: bool, metrics: bool, logs: bool) -> str:
+    """Many commits as one statement: the versioned update of every row, plus the entries of
+    exactly the rows it updated (joined on the workflow id, which is unique in a batch).
+
+    Each entry array has a leading ``workflow_id`` array; entries keep their order (``ord``).
+    """
+    ctes: list[str] = []
+    param = len(_BATCH_COLUMNS) + 1
+    for (alias, target, columns), wanted in zip(_ENTRY_GROUPS, (audit, metrics, logs), strict=True):
+        if not wanted:
+            continue
+        arrays = [f"${param}::text[]"]
+        param += 1
+        for _column, kind, _expr in columns:
+            arrays.append(f"${param}::{kind}[]")
+            param += 1
+        names = ", ".join(column for column, _kind, _expr in columns)
+        exprs = ", ".join(expr.format(owner="u") for _column, _kind, expr in columns)
+        ctes.append(
+            f"{alias} AS (INSERT INTO {target} SELECT u.id, {exprs}, now() "
+            f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS e(workflow_id, {names}, ord) "
+            "JOIN u ON u.id = e.workflow_id ORDER BY e.ord)"
+        )
+    with_entries = "".join(f", {cte}" for cte in ctes)
+    return f"WITH u AS ({_BATCH_UPDATE}){with_entries} SELECT id, version FROM u"
+
+
+def _all_columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows → one list per column, the workflow id column included."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
     """Rows of ``(workflow_id, *values)`` → one list per value column (the unnest arrays)."""
     return [list(column) for column in zip(*rows, strict=True)][1:]
@@ -185,7 +257,16 @@ def _env_override(name: str, value: T, default: T, parse: Callable[[str], T]) ->
     try:
         return parse(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a valid number.") from None
+        raise ValueError(f"{name}={raw!r} is not a valid value.") from None
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def _where(db_url: str) -> str:
@@ -200,6 +281,150 @@ def _where(db_url: str) -> str:
     return f"{host}{port}/{database}" if database else f"{host}{port}"
 
 
+# -- group commit ----------------------------------------------------------------------------
+
+_Outcome: TypeAlias = "int | Exception"
+"""What a commit's caller gets: its new version, or the error to raise."""
+
+
+@dataclass(slots=True, eq=False)
+class _Commit:
+    """One ``commit_workflow`` call: its parameters and, when batched, the future it awaits."""
+
+    workflow_id: str
+    expected_version: int
+    args: list[Any]
+    """The 12 parameters of ``_sql.UPDATE_WORKFLOW``."""
+    audit: list[tuple[Any, ...]]
+    metrics: list[tuple[Any, ...]]
+    logs: list[tuple[Any, ...]]
+    """The entry rows, each starting with the workflow id (``_rows.*_rows``)."""
+    future: asyncio.Future[_Outcome] | None = field(default=None, repr=False)
+
+    def settle(self, outcome: _Outcome) -> None:
+        """Hand the caller its outcome, unless it has one or stopped waiting (cancelled)."""
+        future = self.future
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+
+def _batch_statement(batch: Sequence[_Commit]) -> tuple[str, list[Any]]:
+    """The statement and parameters writing ``batch`` (distinct workflow ids) at once."""
+    args = [list(column) for column in zip(*(commit.args for commit in batch), strict=True)]
+    kinds = (
+        [row for commit in batch for row in commit.audit],
+        [row for commit in batch for row in commit.metrics],
+        [row for commit in batch for row in commit.logs],
+    )
+    for rows in kinds:
+        if rows:
+            args += _all_columns(rows)
+    return _batch_sql(*(bool(rows) for rows in kinds)), args
+
+
+class _GroupCommit:
+    """Gathers concurrent commits of different workflows into batches, one statement each.
+
+    Callers queue their commit and wait on a future. At most ``concurrency`` flushers run; a
+    caller starts one if fewer run. A flusher takes up to ``max_batch`` queued commits (oldest
+    first, at most one per workflow, none of a workflow in another batch still being written),
+    has the provider write them, settles their futures, and repeats until nothing is left to
+    take. So an idle system writes a lone commit at once, and under load the commits that
+    arrive while the batches in flight are written form the next ones. Futures carry the
+    outcome (version or exception) as their result, so no exception is ever left unretrieved.
+    """
+
+    def __init__(self, provider: PostgresPersistenceProvider, max_batch: int, concurrency: int):
+        self._provider = provider
+        self._max_batch = max_batch
+        self._concurrency = concurrency
+        self._queue: deque[_Commit] = deque()
+        self._busy: set[str] = set()
+        """Workflow ids of the batches being written."""
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def commit(self, commit: _Commit) -> int:
+        """Queue ``commit``; return its new version once its batch has committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Outcome] = loop.create_future()
+        commit.future = future
+        self._queue.append(commit)
+        if self._running < self._concurrency:
+            # The flusher's first step runs after the callers already scheduled in this
+            # iteration of the loop, so their commits share its first batch.
+            self._running += 1
+            task = loop.create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # A cancelled caller cancels the future: a queued commit is then dropped (nothing is
+        # written); one already being written may still commit, and settle() skips it.
+        outcome = await future
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def _take(self) -> list[_Commit]:
+        batch: list[_Commit] = []
+        taken: set[str] = set()
+        deferred: list[_Commit] = []
+        queue, busy = self._queue, self._busy
+        while queue and len(batch) < self._max_batch:
+            commit = queue.popleft()
+            assert commit.future is not None
+            if commit.future.done():  # its caller was cancelled while it was queued
+                continue
+            if commit.workflow_id in busy or commit.workflow_id in taken:
+                deferred.append(commit)  # it must see the outcome of the earlier commit
+                continue
+            batch.append(commit)
+            taken.add(commit.workflow_id)
+        queue.extendleft(reversed(deferred))
+        busy |= taken
+        return batch
+
+    async def _flush(self) -> None:
+        try:
+            while batch := self._take():
+                try:
+                    await self._provider._write_batch(batch)
+                except Exception as exc:  # pragma: no cover - _write_batch settles every commit
+                    for commit in batch:
+                        commit.settle(exc)
+                except BaseException:  # cancelled by close()
+                    error = PersistenceError(
+                        f"PostgreSQL provider for {self._provider._where} was closed while "
+                        "the commit was being written; it may or may not have been committed."
+                    )
+                    for commit in batch:
+                        commit.settle(error)
+                    raise
+                finally:
+                    busy = self._busy
+                    for commit in batch:
+                        busy.discard(commit.workflow_id)
+        finally:
+            # Synchronously after the last _take(): a commit queued from now on starts a flusher.
+            self._running -= 1
+
+    async def close(self, timeout: float) -> None:
+        """Let the flushers write what is queued; after ``timeout`` s, cancel them and fail
+        what remains. The provider routes new commits elsewhere before calling this."""
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=timeout)
+        while self._queue:
+            self._queue.popleft().settle(
+                PersistenceError(
+                    f"PostgreSQL provider for {self._provider._where} was closed before the "
+                    "commit was written; nothing was written."
+                )
+            )
+
+
 class PostgresPersistenceProvider(SQLProvider):
     """Stores workflows in PostgreSQL through an asyncpg connection pool (:attr:`pool`).
 
@@ -208,10 +433,34 @@ class PostgresPersistenceProvider(SQLProvider):
     entries are written only if the version matched. JSON columns are JSONB; timestamps come
     from the database clock.
 
+    **Group commit** (``group_commit=True``, the default): concurrent ``commit_workflow`` calls
+    of different workflows are written together, by one statement (one transaction) per batch:
+    an ``UPDATE ... FROM unnest(...)`` of every row whose version matches, plus the entries of
+    exactly the rows it updated. Each caller returns only after its batch has committed, with
+    its own outcome: its new version, or :class:`ConcurrencyConflictError` /
+    :class:`WorkflowNotFoundError` for it alone (nothing of it written; a second query, only
+    then, tells which). At most ``group_commit_concurrency`` batches are written at a time; the
+    commits arriving meanwhile form the next ones, so a lone commit is written at once (with
+    the single-commit statement) and batches grow only with load. Two commits of the same
+    workflow never share a batch, nor are written at the same time: the later one waits for
+    the earlier one's outcome. If a batch statement fails as a whole (a value PostgreSQL
+    rejects, a lost connection, a deadlock with another process), its commits are retried one
+    by one with the single-commit statement, so each caller gets its own error. A batch waits
+    for its slowest row, e.g. one locked by another transaction.
+
+    A caller cancelled while its commit is queued drops it (nothing is written); one cancelled
+    while its batch is being written may still have been committed, and the workflow object
+    that made it then meets a :class:`ConcurrencyConflictError` on its next commit and must be
+    reloaded. :meth:`close` first lets the queued commits be written (failing those still
+    unwritten after a few command timeouts), then closes the pool. ``group_commit=False``
+    writes every commit with its own statement, as it is called.
+
     Pool options can also be set through ``POSTGRES_POOL_MIN_SIZE``, ``POSTGRES_POOL_MAX_SIZE``,
     ``POSTGRES_POOL_COMMAND_TIMEOUT``, ``POSTGRES_POOL_MAX_QUERIES`` and
-    ``POSTGRES_POOL_MAX_INACTIVE_LIFETIME``. An argument passed with a value other than its
-    default wins over the environment; an argument left at its default yields to it.
+    ``POSTGRES_POOL_MAX_INACTIVE_LIFETIME``, and group commit through ``POSTGRES_GROUP_COMMIT``
+    (``0``/``1``), ``POSTGRES_GROUP_COMMIT_MAX_BATCH`` and ``POSTGRES_GROUP_COMMIT_CONCURRENCY``.
+    An argument passed with a value other than its default wins over the environment; an
+    argument left at its default yields to it.
 
     Args:
         db_url: ``postgresql://user:password@host:port/database``.
@@ -224,6 +473,13 @@ class PostgresPersistenceProvider(SQLProvider):
             Default 300.
         schema: A PostgreSQL schema to keep the tables in (created if missing) instead of the
             user's default ``search_path``; tests use it to get a fresh database each.
+        group_commit: Write concurrent commits in shared batches (see above). Default True.
+        group_commit_max_batch: Most commits in one batch. Default 64.
+        group_commit_concurrency: Most batches written at the same time (each holds a pool
+            connection while it is written). Default 2: on W5 (100 workflows in flight, a
+            2-core machine) 1 gives ~4 % more throughput but at 10 in flight ~25 % less, and
+            lets one slow batch (e.g. a row locked elsewhere) hold up every commit; more than
+            2 makes batches smaller and costs database CPU. A larger server may want more.
     """
 
     dialect = _D
@@ -239,6 +495,9 @@ class PostgresPersistenceProvider(SQLProvider):
         pool_max_queries: int = 50000,
         pool_max_inactive_lifetime: float = 300,
         schema: str | None = None,
+        group_commit: bool = True,
+        group_commit_max_batch: int = _GROUP_MAX_BATCH,
+        group_commit_concurrency: int = _GROUP_CONCURRENCY,
     ) -> None:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ValueError(f"Invalid PostgreSQL schema name {schema!r}.")
@@ -255,10 +514,22 @@ class PostgresPersistenceProvider(SQLProvider):
         self.pool_max_inactive_lifetime = _env_override(
             "POSTGRES_POOL_MAX_INACTIVE_LIFETIME", pool_max_inactive_lifetime, 300, float
         )
+        self.group_commit = _env_override("POSTGRES_GROUP_COMMIT", group_commit, True, _flag)
+        self.group_commit_max_batch = _env_override(
+            "POSTGRES_GROUP_COMMIT_MAX_BATCH", group_commit_max_batch, _GROUP_MAX_BATCH, int
+        )
+        self.group_commit_concurrency = _env_override(
+            "POSTGRES_GROUP_COMMIT_CONCURRENCY", group_commit_concurrency, _GROUP_CONCURRENCY, int
+        )
+        if self.group_commit_max_batch < 1 or self.group_commit_concurrency < 1:
+            raise ValueError("group_commit_max_batch and group_commit_concurrency must be >= 1.")
         self.pool: Any = None
         """The asyncpg pool while initialized, else ``None``."""
         self._where = _where(db_url)
         self._init_lock = asyncio.Lock()
+        self._group: _GroupCommit | None = None
+        self._close_timeout = 3 * max(self.pool_command_timeout, 1.0)
+        """Seconds close() lets queued commits be written before it fails them."""
 
     async def initialize(self) -> None:
         """Create the pool and apply missing migrations. Idempotent."""
@@ -290,9 +561,17 @@ class PostgresPersistenceProvider(SQLProvider):
                     raise self._error(exc, "migrate the schema") from None
                 raise
             self.pool = pool
+            if self.group_commit:
+                self._group = _GroupCommit(
+                    self, self.group_commit_max_batch, self.group_commit_concurrency
+                )
 
     async def close(self) -> None:
-        """Close the pool; ``initialize`` may follow."""
+        """Write or fail the queued commits, then close the pool; ``initialize`` may follow."""
+        group, self._group = self._group, None
+        if group is not None:
+            # Commits made from now on bypass the batcher while the pool is still open.
+            await group.close(timeout=self._close_timeout)
         pool, self.pool = self.pool, None
         if pool is not None:
             try:
@@ -376,17 +655,32 @@ class PostgresPersistenceProvider(SQLProvider):
         metrics: Sequence[MetricPoint] = (),
         logs: Sequence[LogEntry] = (),
     ) -> int:
-        """Write ``update`` and the entries in one statement if the version still matches."""
-        pool = self._pool()
+        """Write ``update`` and the entries in one transaction if the version still matches:
+        alone, or with concurrent commits of other workflows (group commit)."""
+        self._pool()
         workflow_id = update.workflow_id
-        args = _rows.update_workflow_args(update, expected_version, _D)
-        if audit:
-            args += _columns(_rows.audit_rows(workflow_id, audit))
-        if metrics:
-            args += _columns(_rows.metric_rows(workflow_id, metrics))
-        if logs:
-            args += _columns(_rows.log_rows(workflow_id, logs))
-        statement = _commit_sql(bool(audit), bool(metrics), bool(logs))
+        commit = _Commit(
+            workflow_id,
+            expected_version,
+            _rows.update_workflow_args(update, expected_version, _D),
+            _rows.audit_rows(workflow_id, audit) if audit else [],
+            _rows.metric_rows(workflow_id, metrics) if metrics else [],
+            _rows.log_rows(workflow_id, logs) if logs else [],
+        )
+        group = self._group
+        if group is None:
+            return await self._commit_one(commit)
+        return await group.commit(commit)
+
+    async def _commit_one(self, commit: _Commit) -> int:
+        """One commit, one statement."""
+        pool = self._pool()
+        workflow_id = commit.workflow_id
+        args = list(commit.args)
+        for rows in (commit.audit, commit.metrics, commit.logs):
+            if rows:
+                args += _columns(rows)
+        statement = _commit_sql(bool(commit.audit), bool(commit.metrics), bool(commit.logs))
         try:
             version: int | None = await pool.fetchval(statement, *args)
             if version is not None:
@@ -397,4 +691,53 @@ class PostgresPersistenceProvider(SQLProvider):
             raise self._error(exc, f"commit workflow '{workflow_id}'") from None
         if found is None:
             raise WorkflowNotFoundError(workflow_id)
-        raise ConcurrencyConflictError(workflow_id, expected_version)
+        raise ConcurrencyConflictError(workflow_id, commit.expected_version)
+
+    async def _settle_one(self, commit: _Commit) -> None:
+        outcome: _Outcome
+        try:
+            outcome = await self._commit_one(commit)
+        except Exception as exc:  # translated errors, and whatever else: the caller's to see
+            outcome = exc
+        commit.settle(outcome)
+
+    async def _write_batch(self, batch: list[_Commit]) -> None:
+        """Write a batch of commits of distinct workflows; settle every one of them."""
+        if len(batch) == 1:
+            await self._settle_one(batch[0])
+            return
+        # Rows are locked in id order, like every batch of every process (fewer deadlocks).
+        batch.sort(key=lambda commit: commit.workflow_id)
+        statement, args = _batch_statement(batch)
+        try:
+            pool = self._pool()
+            rows = await pool.fetch(statement, *args)
+        except _BATCH_FAILURES:
+            # The statement failed as a whole (rolled back, or its outcome is unknown): commit
+            # one by one, so that each caller gets its own outcome (a bad value fails only its
+            # commit; a commit that did go through now meets its version moved on).
+            await asyncio.gather(*(self._settle_one(commit) for commit in batch))
+            return
+        versions: dict[str, int] = {row[0]: row[1] for row in rows}
+        missing: list[_Commit] = []
+        for commit in batch:
+            version = versions.get(commit.workflow_id)
+            if version is None:
+                missing.append(commit)
+            else:
+                commit.settle(version)
+        if not missing:
+            return
+        # The rare path: these wrote nothing; find out why.
+        try:
+            found = await pool.fetch(_BATCH_VERSIONS, [commit.workflow_id for commit in missing])
+        except _DRIVER_ERRORS as exc:
+            for commit in missing:
+                commit.settle(self._error(exc, f"commit workflow '{commit.workflow_id}'"))
+            return
+        existing = {row[0] for row in found}
+        for commit in missing:
+            if commit.workflow_id in existing:
+                commit.settle(ConcurrencyConflictError(commit.workflow_id, commit.expected_version))
+            else:
+                commit.settle(WorkflowNotFoundError(commit.workflow_id))
