@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+from ruvon.models import WorkflowStatus
 from ruvon.providers.observer import NoopObserver
 
 __all__ = ["ObserverHub"]
@@ -58,3 +60,94 @@ class ObserverHub:
                 await outcome
         except Exception:
             logger.exception("Observer %s.%s failed", type(self._observer).__name__, hook)
+
+    async def resumed(
+        self,
+        workflow_id: str,
+        step_name: str,
+        waiting: WorkflowStatus,
+        user_input: Mapping[str, Any],
+    ) -> None:
+        """A waiting workflow got its input: it is ACTIVE again (whatever the step does next)."""
+        await self.emit(
+            "on_workflow_resumed",
+            workflow_id=workflow_id,
+            step_name=step_name,
+            resume_data=dict(user_input),
+        )
+        await self.emit(
+            "on_workflow_status_changed",
+            workflow_id=workflow_id,
+            old_status=waiting.value,
+            new_status=WorkflowStatus.ACTIVE.value,
+            current_step_name=step_name,
+            final_result=None,
+        )
+
+    async def step_executed(
+        self,
+        workflow_id: str,
+        step_name: str,
+        step_index: int,
+        label: str,
+        result: dict[str, Any],
+        state: Any,
+        duration_ms: float,
+    ) -> None:
+        """A step's outcome was committed (label: COMPLETED, JUMPED or PAUSED)."""
+        await self.emit(
+            "on_step_executed",
+            workflow_id=workflow_id,
+            step_name=step_name,
+            step_index=step_index,
+            status=label,
+            result=result,
+            current_state=state,
+            duration_ms=duration_ms,
+        )
+
+    async def status_changed(
+        self,
+        *,
+        workflow_id: str,
+        workflow_type: str,
+        old_status: WorkflowStatus,
+        new_status: WorkflowStatus,
+        current_step_name: str | None,
+        last_result: dict[str, Any] | None,
+        state: Any,
+        error_message: str | None,
+    ) -> None:
+        """A committed status change, and the hook of the status it reached."""
+        completed = new_status is WorkflowStatus.COMPLETED
+        await self.emit(
+            "on_workflow_status_changed",
+            workflow_id=workflow_id,
+            old_status=old_status.value,
+            new_status=new_status.value,
+            current_step_name=current_step_name,
+            final_result=last_result if completed else None,
+        )
+        if new_status.is_waiting:
+            human = new_status is WorkflowStatus.WAITING_HUMAN
+            await self.emit(
+                "on_workflow_paused",
+                workflow_id=workflow_id,
+                step_name=current_step_name or "",
+                reason="HUMAN_IN_LOOP" if human else "PAUSE_DIRECTIVE",
+            )
+        elif completed:
+            await self.emit(
+                "on_workflow_completed",
+                workflow_id=workflow_id,
+                workflow_type=workflow_type,
+                final_state=state,
+            )
+        elif new_status.is_terminal and new_status is not WorkflowStatus.CANCELLED:
+            await self.emit(
+                "on_workflow_failed",
+                workflow_id=workflow_id,
+                workflow_type=workflow_type,
+                error_message=error_message or "",
+                current_state=state,
+            )

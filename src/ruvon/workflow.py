@@ -584,77 +584,27 @@ class Workflow:
         if not hub.enabled:
             return
         if resuming is not None:
-            await self._notify_resumed(step, old_status, user_input)
+            await hub.resumed(self.id, step.name, old_status, user_input)
             old_status = WorkflowStatus.ACTIVE
         if outcome.completes_step:
             label = "PAUSED" if outcome.wait else ("JUMPED" if target is not None else "COMPLETED")
-            await hub.emit(
-                "on_step_executed",
-                workflow_id=self.id,
-                step_name=step.name,
-                step_index=step.index,
-                status=label,
-                result=outcome.result,
-                current_state=self.state,
-                duration_ms=duration_ms,
+            await hub.step_executed(
+                self.id, step.name, step.index, label, outcome.result, self.state, duration_ms
             )
         if self.status is not old_status:
             await self._notify_status(old_status)
 
-    async def _notify_resumed(
-        self, step: CompiledStep, waiting: WorkflowStatus, user_input: Mapping[str, Any]
-    ) -> None:
-        """A waiting workflow got its input: it is ACTIVE again (whatever the step does next)."""
-        hub = self._hub
-        await hub.emit(
-            "on_workflow_resumed",
-            workflow_id=self.id,
-            step_name=step.name,
-            resume_data=dict(user_input),
-        )
-        await hub.emit(
-            "on_workflow_status_changed",
-            workflow_id=self.id,
-            old_status=waiting.value,
-            new_status=WorkflowStatus.ACTIVE.value,
-            current_step_name=step.name,
-            final_result=None,
-        )
-
     async def _notify_status(self, old_status: WorkflowStatus) -> None:
-        hub = self._hub
-        await hub.emit(
-            "on_workflow_status_changed",
+        await self._hub.status_changed(
             workflow_id=self.id,
-            old_status=old_status.value,
-            new_status=self.status.value,
+            workflow_type=self.workflow_type,
+            old_status=old_status,
+            new_status=self.status,
             current_step_name=self.current_step_name,
-            final_result=self._last_result if self.status is WorkflowStatus.COMPLETED else None,
+            last_result=self._last_result,
+            state=self.state,
+            error_message=self.error_message,
         )
-        if self.status.is_waiting:
-            human = self.status is WorkflowStatus.WAITING_HUMAN
-            reason = "HUMAN_IN_LOOP" if human else "PAUSE_DIRECTIVE"
-            await hub.emit(
-                "on_workflow_paused",
-                workflow_id=self.id,
-                step_name=self.current_step_name or "",
-                reason=reason,
-            )
-        elif self.status is WorkflowStatus.COMPLETED:
-            await hub.emit(
-                "on_workflow_completed",
-                workflow_id=self.id,
-                workflow_type=self.workflow_type,
-                final_state=self.state,
-            )
-        elif self.status.is_terminal and self.status is not WorkflowStatus.CANCELLED:
-            await hub.emit(
-                "on_workflow_failed",
-                workflow_id=self.id,
-                workflow_type=self.workflow_type,
-                error_message=self.error_message or "",
-                current_state=self.state,
-            )
 
     async def _finish_without_step(self, resuming: WorkflowStatus | None) -> None:
         old = self.status
@@ -734,7 +684,7 @@ class Workflow:
             with contextlib.suppress(AttributeError):
                 setattr(error, name, value)
         if resuming is not None:
-            await self._notify_resumed(step, old_status, user_input)
+            await self._hub.resumed(self.id, step.name, old_status, user_input)
         await self._hub.emit(
             "on_step_failed",
             workflow_id=self.id,
