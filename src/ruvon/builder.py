@@ -206,8 +206,9 @@ class WorkflowBuilder:
                 return path
         return None
 
-    def _source(self, workflow_type: str) -> tuple[dict[str, Any], LineMap]:
-        """The resolved configuration of a type (registry entry + file, substituted)."""
+    def _source(self, workflow_type: str) -> tuple[dict[str, Any], LineMap, list[DefinitionIssue]]:
+        """The resolved configuration of a type (registry entry + file, substituted), and the
+        problems found on the way (reported together with the file's other problems)."""
         entry = self.registry.get(workflow_type)
         document: SourceDocument
         position = self._registry_positions.get(workflow_type)
@@ -292,16 +293,25 @@ class WorkflowBuilder:
             if isinstance(params, dict)
             else {}
         )
-        resolved = substitute(raw, params, lines, issues)
-        if issues:
-            raise DefinitionError(issues, source=lines.file)
-        return resolved, lines
+        rest = substitute(
+            {k: v for k, v in raw.items() if k != "parameters"}, params, lines, issues
+        )
+        resolved = {**rest, "parameters": params} if "parameters" in raw else rest
+        return resolved, lines, issues
 
     def _compile(self, workflow_type: str) -> CompiledWorkflow:
         compiled = self._compiled.get(workflow_type)
         if compiled is None:
-            raw, lines = self._source(workflow_type)
-            compiled = compile_workflow(raw, lines, self.expression_evaluator)
+            raw, lines, issues = self._source(workflow_type)
+            try:
+                compiled = compile_workflow(raw, lines, self.expression_evaluator)
+            except DefinitionError as exc:
+                # A value left unsubstituted also fails where it is used: report it once.
+                spots = {(issue.line, issue.key) for issue in issues}
+                rest = [i for i in exc.issues if (i.line, i.key) not in spots]
+                raise DefinitionError([*issues, *rest], source=lines.file) from None
+            if issues:
+                raise DefinitionError(issues, source=lines.file)
             self._compiled[workflow_type] = compiled
             self._snapshots[self._snapshot_key(compiled.snapshot)] = compiled
         return compiled
@@ -345,7 +355,10 @@ class WorkflowBuilder:
     def validate(self, workflow_type: str | None = None) -> None:
         """Load and check one type (or every registered type); raise a DefinitionError that
         lists the problems of every file."""
-        types = [workflow_type] if workflow_type else self.list_workflow_types()
+        if workflow_type is not None:
+            self._compile(workflow_type)
+            return
+        types = self.list_workflow_types()
         issues: list[DefinitionIssue] = []
         for name in types:
             try:

@@ -245,7 +245,8 @@ def test_an_unset_variable_without_default(
     (issue,) = caught.value.issues
     assert issue.message == "environment variable 'RUVON_TEST_FUNCTION' is not set"
     assert (issue.file, issue.line) == (str(path), line_of(path, "${RUVON_TEST_FUNCTION}"))
-    assert f"{path}:{issue.line}: " in str(caught.value)
+    assert (issue.step, issue.key) == ("Second", "function")
+    assert f"{path}:{issue.line}, step 'Second', key 'function': " in str(caught.value)
 
 
 def test_an_unknown_parameter(config: ConfigDir, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,3 +259,21 @@ def test_an_unknown_parameter(config: ConfigDir, monkeypatch: pytest.MonkeyPatch
     (issue,) = caught.value.issues
     assert issue.message == "unknown parameter 'parameters.nope'"
     assert issue.line == line_of(path, "parameters.nope")
+
+
+def test_an_unset_variable_is_reported_with_the_files_other_problems(
+    config: ConfigDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUVON_TEST_FUNCTION", raising=False)
+    broken = SUBSTITUTED + "  - name: Broken\n    function: no.such.module.fn\n    bogus: 1\n"
+    path = config.write("Subst", broken)
+
+    with pytest.raises(DefinitionError) as caught:
+        config.builder().validate("Subst")
+
+    messages = sorted(issue.message for issue in caught.value.issues)
+    assert "environment variable 'RUVON_TEST_FUNCTION' is not set" in messages
+    assert "unknown key 'bogus'" in messages
+    assert all(issue.file == str(path) for issue in caught.value.issues)
+    unset = next(i for i in caught.value.issues if "RUVON_TEST_FUNCTION" in i.message)
+    assert unset.key == "function" and unset.step is not None

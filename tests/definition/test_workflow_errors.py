@@ -121,7 +121,7 @@ def test_the_message_lists_every_issue_with_file_and_line(
 ) -> None:
     path, error = broken
     text = str(error)
-    assert text.startswith(f"Invalid workflow definition: {len(EXPECTED)} problems\n")
+    assert text.startswith(f"Invalid workflow definition {path}: {len(EXPECTED)} problems\n")
     listed = text.splitlines()[1:]
     assert len(listed) == len(EXPECTED)
     for line, issue in zip(listed, error.issues, strict=True):

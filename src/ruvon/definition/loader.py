@@ -128,6 +128,7 @@ def substitute(
     issues: list[DefinitionIssue],
     path: YamlPath = (),
     environ: Mapping[str, str] | None = None,
+    step: str | None = None,
 ) -> Any:
     """Replace ``${VAR}``/``${VAR:-default}`` and ``{{parameters.x}}`` in every string of value.
 
@@ -136,11 +137,19 @@ def substitute(
     """
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: substitute(v, params, lines, issues, (*path, k), env) for k, v in value.items()}
+        in_step_list = len(path) >= 2 and path[-2] in ("steps", "loop_body")
+        if in_step_list and isinstance(value.get("name"), str):
+            step = value["name"]
+        return {
+            k: substitute(v, params, lines, issues, (*path, k), env, step) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [substitute(v, params, lines, issues, (*path, i), env) for i, v in enumerate(value)]
+        return [
+            substitute(v, params, lines, issues, (*path, i), env, step) for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
+    key = next((str(p) for p in reversed(path) if isinstance(p, str)), None)
 
     def env_value(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
@@ -148,7 +157,8 @@ def substitute(
             return env[name]
         if default is not None:
             return default
-        issues.append(lines.issue(f"environment variable '{name}' is not set", path))
+        message = f"environment variable '{name}' is not set"
+        issues.append(lines.issue(message, path, step=step, key=key))
         return match.group(0)
 
     text = _ENV_PATTERN.sub(env_value, value) if "${" in value else value
@@ -160,7 +170,8 @@ def substitute(
             return _lookup(params, whole.group(1))
         return _PARAM_PATTERN.sub(lambda m: str(_lookup(params, m.group(1))), text)
     except KeyError as exc:
-        issues.append(lines.issue(f"unknown parameter 'parameters.{exc.args[0]}'", path))
+        message = f"unknown parameter 'parameters.{exc.args[0]}'"
+        issues.append(lines.issue(message, path, step=step, key=key))
         return text
 
 
