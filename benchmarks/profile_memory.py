@@ -153,8 +153,8 @@ def primitive_costs() -> dict[str, float]:
         "merge_state(state, {field: True})         every step": lambda: merge_state(
             state, {"validated": True}, OrderState
         ),
-        "orjson round trip of the state dict       memory provider, per load": lambda: (
-            orjson.loads(orjson.dumps(dumped))
+        "orjson round trip of the state dict       memory provider, per load": lambda: orjson.loads(
+            orjson.dumps(dumped)
         ),
         "orjson.dumps(state dict)                  SQL providers, every commit": lambda: (
             orjson.dumps(dumped)

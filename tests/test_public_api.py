@@ -27,6 +27,7 @@ EXPECTED = {
     "StepContext",
     "StepKind",
     "StepNotImplementedError",
+    "TaskNotFoundError",
     "TemplateError",
     "UnknownWorkflowTypeError",
     "Workflow",

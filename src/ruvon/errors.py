@@ -16,6 +16,7 @@ documentation catch as ``ValueError`` also derive from ``ValueError``::
     ├── StepNotImplementedError (NotImplementedError)  the step kind has no runtime yet
     └── PersistenceError (RuntimeError)      the store failed; driver errors are translated to these
         ├── WorkflowNotFoundError (ValueError)
+        ├── TaskNotFoundError (ValueError)  the task queue has no task with this id
         ├── ConcurrencyConflictError         a stale writer: another one advanced the workflow
         └── DuplicateIdempotencyKeyError
 """
@@ -135,6 +136,14 @@ class WorkflowNotFoundError(PersistenceError, ValueError):
     def __init__(self, workflow_id: str) -> None:
         self.workflow_id = workflow_id
         super().__init__(f"Workflow '{workflow_id}' not found.")
+
+
+class TaskNotFoundError(PersistenceError, ValueError):
+    """No task with this id exists in the store's task queue."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"Task '{task_id}' not found.")
 
 
 class ConcurrencyConflictError(PersistenceError):

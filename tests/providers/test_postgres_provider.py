@@ -629,3 +629,16 @@ test_ungrouped_stale_version = compliance.test_stale_version_conflicts_and_write
 test_ungrouped_missing_workflow = compliance.test_commit_on_missing_workflow_is_not_found
 test_ungrouped_same_version = compliance.test_concurrent_commits_with_the_same_version
 test_ungrouped_delete_cascades = compliance.test_delete_cascades
+
+
+async def test_task_claim_skips_locked_rows(
+    single_connection: tuple[PostgresPersistenceProvider, list[str]],
+) -> None:
+    provider, queries = single_connection
+    await provider.create_workflow(make_record("wf-1"))
+    task = await provider.create_task_record("wf-1", "a", 0)
+    sent = await _sent_by(queries, provider.claim_next_task("worker-1"))
+    assert len(sent) == 1
+    assert "FOR UPDATE SKIP LOCKED" in sent[0]
+    claimed = await provider.get_task_record(task.task_id)
+    assert claimed is not None and claimed.worker_id == "worker-1"

@@ -23,10 +23,12 @@ from ruvon.errors import (
     ConcurrencyConflictError,
     DuplicateIdempotencyKeyError,
     PersistenceError,
+    TaskNotFoundError,
     WorkflowNotFoundError,
 )
 
 __all__ = [
+    "TASK_STATUSES",
     "AuditEvent",
     "AuditLog",
     "ConcurrencyConflictError",
@@ -37,10 +39,14 @@ __all__ = [
     "MetricPoint",
     "PersistenceError",
     "PersistenceProvider",
+    "TaskNotFoundError",
+    "TaskQueue",
+    "TaskRecord",
     "WorkflowNotFoundError",
     "WorkflowRecord",
     "WorkflowStore",
     "WorkflowUpdate",
+    "check_task_status",
 ]
 
 
@@ -155,6 +161,38 @@ class Heartbeat:
     metadata: dict[str, Any] | None = None
 
 
+TASK_STATUSES: frozenset[str] = frozenset({"PENDING", "CLAIMED", "RUNNING", "COMPLETED", "FAILED"})
+"""The statuses a task of the task queue may have."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One unit of work in the task queue: a step of a workflow for a (distributed) worker.
+
+    A task is created PENDING, taken by one worker with ``claim_next_task`` (CLAIMED, with
+    ``worker_id`` and ``claimed_at``), then moved through RUNNING to COMPLETED or FAILED with
+    ``update_task_status``. ``retry_count`` counts the FAILED updates.
+    """
+
+    task_id: str
+    execution_id: str
+    step_name: str
+    step_index: int
+    status: str
+    worker_id: str | None = None
+    claimed_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    retry_count: int = 0
+    max_retries: int = 3
+    last_error: str | None = None
+    task_data: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 @runtime_checkable
 class WorkflowStore(Protocol):
     """Workflow rows: create, load, commit (versioned), list, delete."""
@@ -211,7 +249,7 @@ class WorkflowStore(Protocol):
         ...
 
     async def delete_workflow(self, workflow_id: str) -> bool:
-        """Delete a workflow with its audit, logs, metrics and heartbeat. False if absent."""
+        """Delete a workflow with its audit, logs, metrics, heartbeat and tasks. False if absent."""
         ...
 
 
@@ -284,5 +322,68 @@ class HeartbeatStore(Protocol):
 
 
 @runtime_checkable
-class PersistenceProvider(WorkflowStore, AuditLog, HeartbeatStore, Protocol):
+class TaskQueue(Protocol):
+    """Step tasks that workers claim atomically (for distributed executors).
+
+    The one rule: two concurrent ``claim_next_task`` calls never get the same task, even from
+    different processes sharing the database.
+    """
+
+    async def create_task_record(
+        self,
+        execution_id: str,
+        step_name: str,
+        step_index: int,
+        *,
+        task_data: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        max_retries: int = 3,
+    ) -> TaskRecord:
+        """Queue a PENDING task for a step of workflow ``execution_id`` and return it.
+
+        If ``idempotency_key`` is already held by a task, nothing is written and that task is
+        returned. Raises :class:`WorkflowNotFoundError` if the workflow does not exist.
+        """
+        ...
+
+    async def claim_next_task(
+        self, worker_id: str, *, step_name: str | None = None
+    ) -> TaskRecord | None:
+        """Atomically take the oldest PENDING task (of ``step_name``, if given) for
+        ``worker_id``: it becomes CLAIMED with ``worker_id`` and ``claimed_at`` set. ``None``
+        when no task is waiting."""
+        ...
+
+    async def update_task_status(
+        self,
+        task_id: str,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error_message: str | None = None,
+    ) -> TaskRecord:
+        """Set a task's status and return the task as stored.
+
+        RUNNING sets ``started_at``; COMPLETED and FAILED set ``completed_at``; FAILED also adds
+        one to ``retry_count``. ``result`` and ``error_message`` (stored as ``last_error``) are
+        written when given. Raises ``ValueError`` for a status not in :data:`TASK_STATUSES` and
+        :class:`TaskNotFoundError` for an unknown task.
+        """
+        ...
+
+    async def get_task_record(self, task_id: str) -> TaskRecord | None:
+        """The stored task, or ``None``."""
+        ...
+
+
+def check_task_status(status: str) -> str:
+    """``status`` if it is a task status, else ``ValueError``."""
+    if status not in TASK_STATUSES:
+        allowed = ", ".join(sorted(TASK_STATUSES))
+        raise ValueError(f"Invalid task status {status!r}; expected one of {allowed}.")
+    return status
+
+
+@runtime_checkable
+class PersistenceProvider(WorkflowStore, AuditLog, HeartbeatStore, TaskQueue, Protocol):
     """Everything the engine needs from a store."""

@@ -1,20 +1,29 @@
 """The contract methods that are the same SQL on SQLite and PostgreSQL.
 
 :class:`SQLProvider` implements them over three primitives that each dialect provides (run a
-query, run a write, insert an entry for a workflow). A dialect module adds only its connection
+query, run a write, run a write that returns rows). A dialect module adds only its connection
 handling, its error translation and the two write paths it does its own way:
 ``create_workflow`` and ``commit_workflow``.
 """
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
-from ruvon.errors import WorkflowNotFoundError
+from ruvon.errors import TaskNotFoundError, WorkflowNotFoundError
 from ruvon.implementations.persistence import _rows, _sql
-from ruvon.providers.persistence import AuditEvent, Heartbeat, LogEntry, MetricPoint, WorkflowRecord
+from ruvon.providers.persistence import (
+    AuditEvent,
+    Heartbeat,
+    LogEntry,
+    MetricPoint,
+    TaskRecord,
+    WorkflowRecord,
+    check_task_status,
+)
 
 __all__ = ["SQLProvider"]
 
@@ -58,6 +67,11 @@ class SQLProvider(ABC):
         the statement ran) raises :class:`WorkflowNotFoundError` for it.
         """
 
+    @abstractmethod
+    async def _fetch_write(self, sql: str, args: Sequence[Any], action: str) -> list[Sequence[Any]]:
+        """Run one write statement with ``RETURNING`` in its own write transaction (SQLite:
+        ``BEGIN IMMEDIATE``); return the rows it returned."""
+
     # -- shared ----------------------------------------------------------------------------
 
     async def _insert_for(self, workflow_id: str, sql: str, args: Sequence[Any]) -> None:
@@ -96,7 +110,7 @@ class SQLProvider(ABC):
         return [_rows.workflow_from_row(row, self.dialect) for row in rows]
 
     async def delete_workflow(self, workflow_id: str) -> bool:
-        """Delete a workflow; its audit, logs, metrics and heartbeat go with it (cascade)."""
+        """Delete a workflow; its audit, logs, metrics, heartbeat and tasks go with it (cascade)."""
         sql = self.statements.delete_workflow
         return await self._execute(sql, [workflow_id], f"delete workflow '{workflow_id}'") > 0
 
@@ -170,3 +184,74 @@ class SQLProvider(ABC):
         args = [self.dialect.stale_arg(stale_threshold_seconds)]
         rows = await self._fetch(self.statements.stale_heartbeats, args, "scan heartbeats")
         return [_rows.heartbeat_from_row(row, self.dialect) for row in rows]
+
+    # -- task queue --------------------------------------------------------------------------
+
+    async def create_task_record(
+        self,
+        execution_id: str,
+        step_name: str,
+        step_index: int,
+        *,
+        task_data: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        max_retries: int = 3,
+    ) -> TaskRecord:
+        """Queue a PENDING task; a taken idempotency key returns the task holding it."""
+        task_id = str(uuid.uuid4())
+        args = (
+            execution_id,
+            task_id,
+            step_name,
+            step_index,
+            max_retries,
+            _sql.json_text(task_data or {}),
+            idempotency_key,
+        )
+        action = f"queue a task of workflow '{execution_id}'"
+        inserted = await self._execute(
+            self.statements.insert_task, args, action, workflow_id=execution_id
+        )
+        if inserted:
+            task = await self.get_task_record(task_id)
+        elif idempotency_key is not None:
+            # No row: either the key is taken (that task is the answer) or no such workflow.
+            rows = await self._fetch(self.statements.select_task_by_key, [idempotency_key], action)
+            task = _rows.task_from_row(rows[0], self.dialect) if rows else None
+        else:
+            task = None
+        if task is None:
+            raise WorkflowNotFoundError(execution_id)
+        return task
+
+    async def claim_next_task(
+        self, worker_id: str, *, step_name: str | None = None
+    ) -> TaskRecord | None:
+        """Atomically take the oldest PENDING task (of ``step_name``, if given)."""
+        rows = await self._fetch_write(
+            self.statements.claim_task, [worker_id, step_name], f"claim a task for '{worker_id}'"
+        )
+        return _rows.task_from_row(rows[0], self.dialect) if rows else None
+
+    async def update_task_status(
+        self,
+        task_id: str,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error_message: str | None = None,
+    ) -> TaskRecord:
+        """Set a task's status (and its timestamps, retry count, result and error)."""
+        check_task_status(status)
+        args = [task_id, status, _sql.json_text(result), error_message]
+        rows = await self._fetch_write(
+            self.statements.update_task, args, f"update task '{task_id}'"
+        )
+        if not rows:
+            raise TaskNotFoundError(task_id)
+        return _rows.task_from_row(rows[0], self.dialect)
+
+    async def get_task_record(self, task_id: str) -> TaskRecord | None:
+        """The stored task, or ``None``."""
+        rows = await self._fetch(self.statements.select_task, [task_id], f"load task '{task_id}'")
+        return _rows.task_from_row(rows[0], self.dialect) if rows else None

@@ -18,6 +18,7 @@ from ruvon.providers.persistence import (
     Heartbeat,
     LogEntry,
     MetricPoint,
+    TaskRecord,
     WorkflowRecord,
     WorkflowUpdate,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "log_rows",
     "metric_from_row",
     "metric_rows",
+    "task_from_row",
     "update_workflow_args",
     "workflow_from_row",
 ]
@@ -248,4 +250,29 @@ def heartbeat_from_row(row: Sequence[Any], dialect: Dialect) -> Heartbeat:
         current_step=row[2],
         last_heartbeat=last,
         metadata=dialect.json_in(row[4]),
+    )
+
+
+def task_from_row(row: Sequence[Any], dialect: Dialect) -> TaskRecord:
+    """A row selected with :data:`~._sql.TASK_COLUMNS` → task."""
+    json_in, time_in = dialect.json_in, dialect.time_in
+    task_data = json_in(row[12])
+    return TaskRecord(
+        task_id=row[0],
+        execution_id=row[1],
+        step_name=row[2],
+        step_index=row[3],
+        status=row[4],
+        worker_id=row[5],
+        claimed_at=time_in(row[6]),
+        started_at=time_in(row[7]),
+        completed_at=time_in(row[8]),
+        retry_count=row[9],
+        max_retries=row[10],
+        last_error=row[11],
+        task_data={} if task_data is None else task_data,
+        result=json_in(row[13]),
+        idempotency_key=row[14],
+        created_at=time_in(row[15]),
+        updated_at=time_in(row[16]),
     )

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from ruvon.errors import DuplicateIdempotencyKeyError, PersistenceError
 from ruvon.models import statuses_matching
-from ruvon.providers.persistence import WorkflowRecord
+from ruvon.providers.persistence import TaskRecord, WorkflowRecord
 from ruvon.serialization import dumps, loads
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "METRIC_INSERT",
     "POSTGRES",
     "SQLITE",
+    "TASK_COLUMNS",
     "UPDATE_WORKFLOW",
     "WORKFLOW_COLUMNS",
     "Dialect",
@@ -124,6 +125,8 @@ class Dialect:
     """The time before which a heartbeat is stale, in terms of parameter ``$1``..."""
     stale_arg: Callable[[float], Any]
     """... computed from the staleness threshold in seconds."""
+    claim_lock: str
+    """What makes the task claim's inner SELECT skip the rows other claimers hold."""
 
 
 SQLITE = Dialect(
@@ -138,6 +141,8 @@ SQLITE = Dialect(
     # SQLite has no arithmetic on our timestamp text: the cutoff is computed in Python.
     stale_cutoff="$1",
     stale_arg=_seconds_ago_iso,
+    # The claim runs in BEGIN IMMEDIATE: the write lock already keeps other claimers out.
+    claim_lock="",
 )
 
 POSTGRES = Dialect(
@@ -150,6 +155,8 @@ POSTGRES = Dialect(
     # The database clock, not the workers' clocks, decides staleness.
     stale_cutoff="now() - make_interval(secs => $1::float8)",
     stale_arg=float,
+    # Concurrent claimers each lock a different PENDING row instead of waiting for one.
+    claim_lock=" FOR UPDATE SKIP LOCKED",
 )
 
 
@@ -216,6 +223,40 @@ _STALE_HEARTBEATS = """SELECT workflow_id, worker_id, current_step, last_heartbe
 FROM workflow_heartbeats WHERE last_heartbeat < {cutoff}
 ORDER BY last_heartbeat, workflow_id"""
 
+# The columns of tasks are named like the fields of TaskRecord, in order.
+TASK_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(TaskRecord))
+"""The columns read into a :class:`TaskRecord`, in its field order."""
+
+_SELECT_TASK = f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks"
+_RETURNING_TASK = f"RETURNING {', '.join(TASK_COLUMNS)}"
+
+_INSERT_TASK = """INSERT INTO tasks (task_id, execution_id, step_name, step_index, status,
+    max_retries, task_data, idempotency_key, created_at, updated_at)
+SELECT $2::text, id, $3::text, $4::int4, 'PENDING', $5::int4, $6::jsonb, $7::text, now(), now()
+FROM workflow_executions WHERE id = $1
+ON CONFLICT (idempotency_key) DO NOTHING"""
+"""Queue a task for workflow ``$1`` unless its idempotency key ``$7`` is taken."""
+
+_CLAIM_TASK = f"""UPDATE tasks
+SET status = 'CLAIMED', worker_id = $1::text, claimed_at = now(), updated_at = now()
+WHERE task_id = (
+    SELECT task_id FROM tasks
+    WHERE status = 'PENDING' AND ($2::text IS NULL OR step_name = $2::text)
+    ORDER BY created_at, task_id LIMIT 1{{lock}})
+{_RETURNING_TASK}"""
+"""Take the oldest PENDING task (of step ``$2`` unless NULL) for worker ``$1``."""
+
+_UPDATE_TASK = f"""UPDATE tasks
+SET status = $2::text,
+    started_at = CASE WHEN $2::text = 'RUNNING' THEN now() ELSE started_at END,
+    completed_at = CASE WHEN $2::text IN ('COMPLETED', 'FAILED') THEN now() ELSE completed_at END,
+    retry_count = retry_count + CASE WHEN $2::text = 'FAILED' THEN 1 ELSE 0 END,
+    result = COALESCE($3::jsonb, result),
+    last_error = COALESCE($4::text, last_error),
+    updated_at = now()
+WHERE task_id = $1
+{_RETURNING_TASK}"""
+
 
 @dataclass(frozen=True, slots=True)
 class Statements:
@@ -233,6 +274,11 @@ class Statements:
     upsert_heartbeat: str
     delete_heartbeat: str
     stale_heartbeats: str
+    insert_task: str
+    select_task: str
+    select_task_by_key: str
+    claim_task: str
+    update_task: str
 
     @classmethod
     def for_dialect(cls, dialect: Dialect) -> Statements:
@@ -251,6 +297,11 @@ class Statements:
             upsert_heartbeat=sql(_UPSERT_HEARTBEAT),
             delete_heartbeat=sql("DELETE FROM workflow_heartbeats WHERE workflow_id = $1"),
             stale_heartbeats=sql(_STALE_HEARTBEATS.format(cutoff=dialect.stale_cutoff)),
+            insert_task=sql(_INSERT_TASK),
+            select_task=sql(f"{_SELECT_TASK} WHERE task_id = $1"),
+            select_task_by_key=sql(f"{_SELECT_TASK} WHERE idempotency_key = $1"),
+            claim_task=sql(_CLAIM_TASK.replace("{lock}", dialect.claim_lock)),
+            update_task=sql(_UPDATE_TASK),
         )
 
 

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
+from ruvon.errors import (
+    ConcurrencyConflictError,
+    PersistenceError,
+    TaskNotFoundError,
+    WorkflowNotFoundError,
+)
 from ruvon.models import statuses_matching
 from ruvon.providers.persistence import (
     AuditEvent,
     Heartbeat,
     LogEntry,
     MetricPoint,
+    TaskRecord,
     WorkflowRecord,
     WorkflowUpdate,
+    check_task_status,
 )
 from ruvon.serialization import dumps, loads
 
@@ -33,7 +41,7 @@ def _now() -> datetime:
 
 
 class MemoryPersistenceProvider:
-    """Keeps workflows, audit entries, logs, metrics and heartbeats in process memory."""
+    """Keeps workflows, audit entries, logs, metrics, heartbeats and tasks in process memory."""
 
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowRecord] = {}
@@ -42,6 +50,8 @@ class MemoryPersistenceProvider:
         self._logs: dict[str, list[LogEntry]] = {}
         self._metrics: list[tuple[str, MetricPoint, int, datetime]] = []
         self._heartbeats: dict[str, Heartbeat] = {}
+        self._tasks: dict[str, TaskRecord] = {}
+        self._task_keys: dict[str, str] = {}
         self._next_id = 0
 
     async def initialize(self) -> None:
@@ -171,6 +181,10 @@ class MemoryPersistenceProvider:
         self._logs.pop(workflow_id, None)
         self._heartbeats.pop(workflow_id, None)
         self._metrics = [entry for entry in self._metrics if entry[0] != workflow_id]
+        for task in [task for task in self._tasks.values() if task.execution_id == workflow_id]:
+            del self._tasks[task.task_id]
+            if task.idempotency_key is not None:
+                self._task_keys.pop(task.idempotency_key, None)
         return True
 
     @staticmethod
@@ -305,6 +319,97 @@ class MemoryPersistenceProvider:
         cutoff = _now() - timedelta(seconds=stale_threshold_seconds)
         stale = [beat for beat in self._heartbeats.values() if beat.last_heartbeat < cutoff]
         return sorted(stale, key=lambda beat: beat.last_heartbeat)
+
+    # -- task queue ------------------------------------------------------------------------
+
+    @staticmethod
+    def _copy_task(task: TaskRecord) -> TaskRecord:
+        return dataclasses.replace(
+            task,
+            task_data=loads(dumps(task.task_data)),
+            result=None if task.result is None else loads(dumps(task.result)),
+        )
+
+    async def create_task_record(
+        self,
+        execution_id: str,
+        step_name: str,
+        step_index: int,
+        *,
+        task_data: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        max_retries: int = 3,
+    ) -> TaskRecord:
+        if idempotency_key is not None and idempotency_key in self._task_keys:
+            return self._copy_task(self._tasks[self._task_keys[idempotency_key]])
+        self._require(execution_id)
+        now = _now()
+        task = TaskRecord(
+            task_id=str(uuid.uuid4()),
+            execution_id=execution_id,
+            step_name=step_name,
+            step_index=step_index,
+            status="PENDING",
+            max_retries=max_retries,
+            task_data=loads(dumps(task_data or {})),
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+        self._tasks[task.task_id] = task
+        if idempotency_key is not None:
+            self._task_keys[idempotency_key] = task.task_id
+        return self._copy_task(task)
+
+    async def claim_next_task(
+        self, worker_id: str, *, step_name: str | None = None
+    ) -> TaskRecord | None:
+        # No await between finding the task and taking it: atomic on the event loop.
+        waiting = [
+            task
+            for task in self._tasks.values()
+            if task.status == "PENDING" and (step_name is None or task.step_name == step_name)
+        ]
+        if not waiting:
+            return None
+        # min() keeps the first of equal times: insertion order breaks ties.
+        oldest = min(waiting, key=lambda task: task.created_at or _now())
+        now = _now()
+        claimed = dataclasses.replace(
+            oldest, status="CLAIMED", worker_id=worker_id, claimed_at=now, updated_at=now
+        )
+        self._tasks[claimed.task_id] = claimed
+        return self._copy_task(claimed)
+
+    async def update_task_status(
+        self,
+        task_id: str,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error_message: str | None = None,
+    ) -> TaskRecord:
+        check_task_status(status)
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise TaskNotFoundError(task_id)
+        now = _now()
+        updated = dataclasses.replace(
+            task,
+            status=status,
+            started_at=now if status == "RUNNING" else task.started_at,
+            completed_at=now if status in ("COMPLETED", "FAILED") else task.completed_at,
+            retry_count=task.retry_count + (1 if status == "FAILED" else 0),
+            last_error=task.last_error if error_message is None else error_message,
+            result=task.result if result is None else loads(dumps(result)),
+            updated_at=now,
+        )
+        self._tasks[task_id] = updated
+        return self._copy_task(updated)
+
+    async def get_task_record(self, task_id: str) -> TaskRecord | None:
+        task = self._tasks.get(task_id)
+        return None if task is None else self._copy_task(task)
 
 
 InMemoryPersistenceProvider = MemoryPersistenceProvider

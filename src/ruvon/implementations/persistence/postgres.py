@@ -604,6 +604,10 @@ class PostgresPersistenceProvider(SQLProvider):
             raise self._error(exc, action) from None
         return rows
 
+    async def _fetch_write(self, sql: str, args: Sequence[Any], action: str) -> list[Sequence[Any]]:
+        # One statement is one transaction; the task claim locks its row FOR UPDATE SKIP LOCKED.
+        return await self._fetch(sql, args, action)
+
     async def _execute(
         self, sql: str, args: Sequence[Any], action: str, *, workflow_id: str | None = None
     ) -> int:

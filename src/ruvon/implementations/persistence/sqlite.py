@@ -201,6 +201,14 @@ class SQLitePersistenceProvider(SQLProvider):
 
         return await self._call(work, action)
 
+    async def _fetch_write(self, sql: str, args: Sequence[Any], action: str) -> list[Sequence[Any]]:
+        # BEGIN IMMEDIATE on the one database thread: the statement (e.g. a task claim) reads
+        # and writes under the write lock, so no other connection can interleave.
+        def work(conn: sqlite3.Connection) -> list[Sequence[Any]]:
+            return self._write(conn, lambda: conn.execute(sql, args).fetchall())
+
+        return await self._call(work, action)
+
     # -- the two writes, batched -----------------------------------------------------------
 
     async def create_workflow(
