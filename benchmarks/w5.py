@@ -29,8 +29,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # makes the `w5` package (steps, harness) importable
 
-from w5 import report  # noqa: E402
-from w5.steps import state_json_bytes  # noqa: E402
+try:
+    from w5 import report
+    from w5.steps import state_json_bytes
+except ImportError as missing:  # the bench extra (psutil, dbos) is not installed
+    sys.exit(f"{missing}. Install the benchmark dependencies first: pip install -e '.[dev,bench]'")
 
 ALL_BACKENDS = ("memory", "sqlite", "sqlite-full", "postgres")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
