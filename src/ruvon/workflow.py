@@ -299,7 +299,9 @@ class Workflow:
                 raise WorkflowStateError(
                     f"Workflow {self.id} is {self.status.value} and cannot be cancelled."
                 )
-            metadata = {**self.metadata, "cancellation_reason": reason}
+            # Nothing is awaited any more: a cancelled workflow waits for nothing.
+            metadata = {k: v for k, v in self.metadata.items() if k != "waiting_for"}
+            metadata["cancellation_reason"] = reason
             await self._change_status(
                 WorkflowStatus.CANCELLED,
                 AuditEvent("WORKFLOW_CANCELLED", data={"reason": reason}),
@@ -592,15 +594,18 @@ class Workflow:
                 self.id, step.name, step.index, label, outcome.result, self.state, duration_ms
             )
         if self.status is not old_status:
-            await self._notify_status(old_status)
+            # A paused step has already advanced the pointer: name the step that paused.
+            await self._notify_status(old_status, step.name if outcome.wait else None)
 
-    async def _notify_status(self, old_status: WorkflowStatus) -> None:
+    async def _notify_status(
+        self, old_status: WorkflowStatus, step_name: str | None = None
+    ) -> None:
         await self._hub.status_changed(
             workflow_id=self.id,
             workflow_type=self.workflow_type,
             old_status=old_status,
             new_status=self.status,
-            current_step_name=self.current_step_name,
+            current_step_name=step_name or self.current_step_name,
             last_result=self._last_result,
             state=self.state,
             error_message=self.error_message,

@@ -333,3 +333,19 @@ async def test_jump_on_a_completed_workflow_is_refused(
         await workflow.jump_to_step("One")
 
     await _assert_unchanged(persistence, workflow, before)
+
+
+async def test_cancelling_a_waiting_workflow_clears_what_it_waited_for(
+    builder: WorkflowBuilder, fresh: WorkflowBuilder
+) -> None:
+    workflow = await builder.create_workflow("Approval", {"order_id": "C-9"})
+    await workflow.next_step()
+    assert workflow.status is WorkflowStatus.WAITING_HUMAN
+    assert "waiting_for" in workflow.metadata
+
+    await workflow.cancel(reason="customer left")
+
+    stored = await fresh.load_workflow(workflow.id)
+    assert stored.status is WorkflowStatus.CANCELLED
+    assert "waiting_for" not in stored.metadata
+    assert stored.metadata["cancellation_reason"] == "customer left"
