@@ -4,6 +4,7 @@ creates and loads workflows with the providers it is given (the SDK's compositio
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import uuid
@@ -404,13 +405,30 @@ class WorkflowBuilder:
 
     # -- workflows -------------------------------------------------------------------------
 
-    async def _persistence(self, provider: PersistenceProvider | None) -> PersistenceProvider:
+    async def _open(self, resource: object | None) -> None:
+        """Call a provider's ``initialize()`` once, whether it is a default or per call."""
+        if resource is None or id(resource) in self._initialized:
+            return
+        initialize = getattr(resource, "initialize", None)
+        if callable(initialize):
+            outcome = initialize()
+            if inspect.isawaitable(outcome):
+                await outcome
+        self._initialized.add(id(resource))
+
+    async def _persistence(
+        self,
+        provider: PersistenceProvider | None,
+        execution: ExecutionProvider | None = None,
+        observer: object | None = None,
+    ) -> PersistenceProvider:
+        """The persistence provider to use, with it and the other providers initialized."""
         chosen = provider or self.persistence_provider
         if chosen is None:
             chosen = self.persistence_provider = persistence_from_url()
-        if id(chosen) not in self._initialized:
-            await chosen.initialize()
-            self._initialized.add(id(chosen))
+        await self._open(chosen)
+        await self._open(execution or self.execution_provider)
+        await self._open(observer if observer is not None else self.workflow_observer)
         return chosen
 
     def _workflow(
@@ -464,7 +482,9 @@ class WorkflowBuilder:
             logger.warning("create_workflow(workflow_builder=...) names another builder; ignored")
         compiled = self._compile(workflow_type)
         state = new_state(compiled.state_model, initial_data)
-        persistence = await self._persistence(persistence_provider)
+        persistence = await self._persistence(
+            persistence_provider, execution_provider, workflow_observer
+        )
         first = compiled.steps[0]
         definition = compiled.definition
         record = WorkflowRecord(
@@ -529,7 +549,9 @@ class WorkflowBuilder:
     ) -> Workflow:
         """Load a stored workflow. It runs from its own definition snapshot, whatever the
         current YAML says. Raises WorkflowNotFoundError."""
-        persistence = await self._persistence(persistence_provider)
+        persistence = await self._persistence(
+            persistence_provider, execution_provider, workflow_observer
+        )
         record = await persistence.load_workflow(workflow_id)
         if record is None:
             raise WorkflowNotFoundError(workflow_id)
@@ -537,13 +559,21 @@ class WorkflowBuilder:
         return self._workflow(compiled, record, persistence, execution_provider, workflow_observer)
 
     async def close(self) -> None:
-        """Close the default providers this builder opened."""
-        if (
-            self.persistence_provider is not None
-            and id(self.persistence_provider) in self._initialized
+        """Close the builder's default providers that it initialized (persistence, execution,
+        observer). Providers passed to single calls belong to the caller."""
+        for resource in (
+            self.persistence_provider,
+            self.execution_provider,
+            self.workflow_observer,
         ):
-            await self.persistence_provider.close()
-            self._initialized.discard(id(self.persistence_provider))
+            if resource is None or id(resource) not in self._initialized:
+                continue
+            self._initialized.discard(id(resource))
+            close = getattr(resource, "close", None)
+            if callable(close):
+                outcome = close()
+                if inspect.isawaitable(outcome):
+                    await outcome
 
     async def __aenter__(self) -> WorkflowBuilder:
         return self
