@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import cache
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
 from ruvon.implementations.persistence import _rows, _sql
 from ruvon.implementations.persistence._migrations import migrate_postgres
+from ruvon.implementations.persistence._pg_group_commit import (
+    Commit,
+    GroupCommit,
+    Outcome,
+    batch_statement,
+)
+from ruvon.implementations.persistence._pg_statements import (
+    BATCH_VERSIONS,
+    commit_sql,
+    create_sql,
+    value_columns,
+)
 from ruvon.implementations.persistence._provider import SQLProvider
 from ruvon.providers.persistence import (
     AuditEvent,
@@ -56,170 +65,6 @@ _BATCH_FAILURES: tuple[type[BaseException], ...] = (PersistenceError, *_DRIVER_E
 _GROUP_MAX_BATCH = 64
 _GROUP_CONCURRENCY = 2
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-# -- the one-statement commit --------------------------------------------------------------
-
-# Per entry kind: (CTE alias, insert target, (column, array element type, select expression)).
-# The columns are those of _sql.*_COLUMNS in the same order: the unnest() arrays are the
-# columns of the rows _rows.*_rows builds. {owner} is the CTE holding the workflow row.
-_ENTRY_GROUPS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
-    (
-        "a",
-        _sql.AUDIT_INSERT,
-        (
-            ("event_type", "text", "e.event_type"),
-            ("step_name", "text", "e.step_name"),
-            ("old_status", "text", "e.old_status"),
-            ("new_status", "text", "e.new_status"),
-            ("event_data", "text", "e.event_data::jsonb"),
-            ("user_id", "text", "e.user_id"),
-            ("worker_id", "text", "e.worker_id"),
-            ("execution_duration_ms", "float8", "e.execution_duration_ms"),
-        ),
-    ),
-    (
-        "m",
-        _sql.METRIC_INSERT,
-        (
-            ("workflow_type", "text", "COALESCE(e.workflow_type, {owner}.workflow_type)"),
-            ("step_name", "text", "e.step_name"),
-            ("metric_name", "text", "e.metric_name"),
-            ("metric_value", "float8", "e.metric_value"),
-            ("unit", "text", "e.unit"),
-            ("tags", "text", "e.tags::jsonb"),
-        ),
-    ),
-    (
-        "l",
-        _sql.LOG_INSERT,
-        (
-            ("step_name", "text", "e.step_name"),
-            ("log_level", "text", "e.log_level"),
-            ("message", "text", "e.message"),
-            ("metadata", "text", "e.metadata::jsonb"),
-        ),
-    ),
-)
-
-
-def _entry_ctes(owner: str, first_param: int, present: Sequence[bool]) -> tuple[list[str], int]:
-    """CTEs inserting the entry arrays for the workflow row of CTE ``owner``."""
-    ctes: list[str] = []
-    param = first_param
-    for (alias, target, columns), wanted in zip(_ENTRY_GROUPS, present, strict=True):
-        if not wanted:
-            continue
-        arrays = []
-        for _column, kind, _expr in columns:
-            arrays.append(f"${param}::{kind}[]")
-            param += 1
-        names = ", ".join(column for column, _kind, _expr in columns)
-        exprs = ", ".join(expr.format(owner=owner) for _column, _kind, expr in columns)
-        ctes.append(
-            f"{alias} AS (INSERT INTO {target} SELECT $1, {exprs}, now() "
-            f"FROM {owner}, unnest({', '.join(arrays)}) WITH ORDINALITY AS e({names}, ord) "
-            "ORDER BY e.ord)"
-        )
-    return ctes, param
-
-
-@cache
-def _commit_sql(audit: bool, metrics: bool, logs: bool) -> str:
-    """The commit as one statement: a versioned UPDATE plus the entry inserts it gates.
-
-    Entry kinds without entries are left out of the text, so their parameters are not sent;
-    each of the eight variants is prepared once per connection.
-    """
-    ctes, _ = _entry_ctes("u", 13, (audit, metrics, logs))
-    with_entries = "".join(f", {cte}" for cte in ctes)
-    return (
-        f"WITH u AS ({_sql.UPDATE_WORKFLOW} RETURNING version, workflow_type)"
-        f"{with_entries} SELECT version FROM u"
-    )
-
-
-@cache
-def _create_sql(audit: bool) -> str:
-    """The create as one statement: the row (unless its idempotency key is taken) + audit."""
-    ctes, _ = _entry_ctes("w", 23, (audit, False, False))
-    with_entries = "".join(f", {cte}" for cte in ctes)
-    return (
-        f"WITH w AS ({_S.insert_workflow} ON CONFLICT (idempotency_key) DO NOTHING "
-        f"RETURNING created_at, updated_at){with_entries} "
-        "SELECT created_at, updated_at FROM w"
-    )
-
-
-# -- the batch commit (group commit) -------------------------------------------------------
-
-# The 12 parameters of _sql.UPDATE_WORKFLOW (as _rows.update_workflow_args orders them) as the
-# columns of unnest(): (column name, array element type).
-_BATCH_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "text"),
-    ("expected", "int4"),
-    ("status", "text"),
-    ("state", "text"),
-    ("current_step", "text"),
-    ("current_step_index", "int4"),
-    ("metadata", "text"),
-    ("completed_steps_stack", "text"),
-    ("saga_mode", "bool"),
-    ("blocked_on_child_id", "text"),
-    ("error_message", "text"),
-    ("completed_at", "timestamptz"),
-)
-
-_BATCH_UPDATE = f"""UPDATE workflow_executions AS w
-SET status = c.status, state = c.state::jsonb, current_step = c.current_step,
-    current_step_index = c.current_step_index, metadata = c.metadata::jsonb,
-    completed_steps_stack = c.completed_steps_stack::jsonb, saga_mode = c.saga_mode,
-    blocked_on_child_id = c.blocked_on_child_id, error_message = c.error_message,
-    completed_at = c.completed_at, version = w.version + 1, updated_at = now()
-FROM unnest({", ".join(f"${n}::{kind}[]" for n, (_c, kind) in enumerate(_BATCH_COLUMNS, 1))})
-    AS c({", ".join(column for column, _kind in _BATCH_COLUMNS)})
-WHERE w.id = c.id AND w.version = c.expected
-RETURNING w.id, w.version, w.workflow_type"""
-"""The versioned update of many workflows (distinct ids) from parallel arrays."""
-
-_BATCH_VERSIONS = "SELECT id, version FROM workflow_executions WHERE id = ANY($1::text[])"
-
-
-@cache
-def _batch_sql(audit: bool, metrics: bool, logs: bool) -> str:
-    """Many commits as one statement: the versioned update of every row, plus the entries of
-    exactly the rows it updated (joined on the workflow id, which is unique in a batch).
-
-    Each entry array has a leading ``workflow_id`` array; entries keep their order (``ord``).
-    """
-    ctes: list[str] = []
-    param = len(_BATCH_COLUMNS) + 1
-    for (alias, target, columns), wanted in zip(_ENTRY_GROUPS, (audit, metrics, logs), strict=True):
-        if not wanted:
-            continue
-        arrays = [f"${param}::text[]"]
-        param += 1
-        for _column, kind, _expr in columns:
-            arrays.append(f"${param}::{kind}[]")
-            param += 1
-        names = ", ".join(column for column, _kind, _expr in columns)
-        exprs = ", ".join(expr.format(owner="u") for _column, _kind, expr in columns)
-        ctes.append(
-            f"{alias} AS (INSERT INTO {target} SELECT u.id, {exprs}, now() "
-            f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS e(workflow_id, {names}, ord) "
-            "JOIN u ON u.id = e.workflow_id ORDER BY e.ord)"
-        )
-    with_entries = "".join(f", {cte}" for cte in ctes)
-    return f"WITH u AS ({_BATCH_UPDATE}){with_entries} SELECT id, version FROM u"
-
-
-def _all_columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows → one list per column, the workflow id column included."""
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows of ``(workflow_id, *values)`` → one list per value column (the unnest arrays)."""
-    return [list(column) for column in zip(*rows, strict=True)][1:]
 
 
 def _affected(status: str) -> int:
@@ -279,150 +124,6 @@ def _where(db_url: str) -> str:
         return "<invalid database URL>"
     database = parts.path.lstrip("/")
     return f"{host}{port}/{database}" if database else f"{host}{port}"
-
-
-# -- group commit ----------------------------------------------------------------------------
-
-_Outcome: TypeAlias = "int | Exception"
-"""What a commit's caller gets: its new version, or the error to raise."""
-
-
-@dataclass(slots=True, eq=False)
-class _Commit:
-    """One ``commit_workflow`` call: its parameters and, when batched, the future it awaits."""
-
-    workflow_id: str
-    expected_version: int
-    args: list[Any]
-    """The 12 parameters of ``_sql.UPDATE_WORKFLOW``."""
-    audit: list[tuple[Any, ...]]
-    metrics: list[tuple[Any, ...]]
-    logs: list[tuple[Any, ...]]
-    """The entry rows, each starting with the workflow id (``_rows.*_rows``)."""
-    future: asyncio.Future[_Outcome] | None = field(default=None, repr=False)
-
-    def settle(self, outcome: _Outcome) -> None:
-        """Hand the caller its outcome, unless it has one or stopped waiting (cancelled)."""
-        future = self.future
-        if future is not None and not future.done():
-            future.set_result(outcome)
-
-
-def _batch_statement(batch: Sequence[_Commit]) -> tuple[str, list[Any]]:
-    """The statement and parameters writing ``batch`` (distinct workflow ids) at once."""
-    args = [list(column) for column in zip(*(commit.args for commit in batch), strict=True)]
-    kinds = (
-        [row for commit in batch for row in commit.audit],
-        [row for commit in batch for row in commit.metrics],
-        [row for commit in batch for row in commit.logs],
-    )
-    for rows in kinds:
-        if rows:
-            args += _all_columns(rows)
-    return _batch_sql(*(bool(rows) for rows in kinds)), args
-
-
-class _GroupCommit:
-    """Gathers concurrent commits of different workflows into batches, one statement each.
-
-    Callers queue their commit and wait on a future. At most ``concurrency`` flushers run; a
-    caller starts one if fewer run. A flusher takes up to ``max_batch`` queued commits (oldest
-    first, at most one per workflow, none of a workflow in another batch still being written),
-    has the provider write them, settles their futures, and repeats until nothing is left to
-    take. So an idle system writes a lone commit at once, and under load the commits that
-    arrive while the batches in flight are written form the next ones. Futures carry the
-    outcome (version or exception) as their result, so no exception is ever left unretrieved.
-    """
-
-    def __init__(self, provider: PostgresPersistenceProvider, max_batch: int, concurrency: int):
-        self._provider = provider
-        self._max_batch = max_batch
-        self._concurrency = concurrency
-        self._queue: deque[_Commit] = deque()
-        self._busy: set[str] = set()
-        """Workflow ids of the batches being written."""
-        self._running = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def commit(self, commit: _Commit) -> int:
-        """Queue ``commit``; return its new version once its batch has committed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[_Outcome] = loop.create_future()
-        commit.future = future
-        self._queue.append(commit)
-        if self._running < self._concurrency:
-            # The flusher's first step runs after the callers already scheduled in this
-            # iteration of the loop, so their commits share its first batch.
-            self._running += 1
-            task = loop.create_task(self._flush())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        # A cancelled caller cancels the future: a queued commit is then dropped (nothing is
-        # written); one already being written may still commit, and settle() skips it.
-        outcome = await future
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    def _take(self) -> list[_Commit]:
-        batch: list[_Commit] = []
-        taken: set[str] = set()
-        deferred: list[_Commit] = []
-        queue, busy = self._queue, self._busy
-        while queue and len(batch) < self._max_batch:
-            commit = queue.popleft()
-            assert commit.future is not None
-            if commit.future.done():  # its caller was cancelled while it was queued
-                continue
-            if commit.workflow_id in busy or commit.workflow_id in taken:
-                deferred.append(commit)  # it must see the outcome of the earlier commit
-                continue
-            batch.append(commit)
-            taken.add(commit.workflow_id)
-        queue.extendleft(reversed(deferred))
-        busy |= taken
-        return batch
-
-    async def _flush(self) -> None:
-        try:
-            while batch := self._take():
-                try:
-                    await self._provider._write_batch(batch)
-                except Exception as exc:  # pragma: no cover - _write_batch settles every commit
-                    for commit in batch:
-                        commit.settle(exc)
-                except BaseException:  # cancelled by close()
-                    error = PersistenceError(
-                        f"PostgreSQL provider for {self._provider._where} was closed while "
-                        "the commit was being written; it may or may not have been committed."
-                    )
-                    for commit in batch:
-                        commit.settle(error)
-                    raise
-                finally:
-                    busy = self._busy
-                    for commit in batch:
-                        busy.discard(commit.workflow_id)
-        finally:
-            # Synchronously after the last _take(): a commit queued from now on starts a flusher.
-            self._running -= 1
-
-    async def close(self, timeout: float) -> None:
-        """Let the flushers write what is queued; after ``timeout`` s, cancel them and fail
-        what remains. The provider routes new commits elsewhere before calling this."""
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=timeout)
-        while self._queue:
-            self._queue.popleft().settle(
-                PersistenceError(
-                    f"PostgreSQL provider for {self._provider._where} was closed before the "
-                    "commit was written; nothing was written."
-                )
-            )
 
 
 class PostgresPersistenceProvider(SQLProvider):
@@ -527,7 +228,7 @@ class PostgresPersistenceProvider(SQLProvider):
         """The asyncpg pool while initialized, else ``None``."""
         self._where = _where(db_url)
         self._init_lock = asyncio.Lock()
-        self._group: _GroupCommit | None = None
+        self._group: GroupCommit | None = None
         self._close_timeout = 3 * max(self.pool_command_timeout, 1.0)
         """Seconds close() lets queued commits be written before it fails them."""
 
@@ -562,8 +263,11 @@ class PostgresPersistenceProvider(SQLProvider):
                 raise
             self.pool = pool
             if self.group_commit:
-                self._group = _GroupCommit(
-                    self, self.group_commit_max_batch, self.group_commit_concurrency
+                self._group = GroupCommit(
+                    self._write_batch,
+                    self._where,
+                    self.group_commit_max_batch,
+                    self.group_commit_concurrency,
                 )
 
     async def close(self) -> None:
@@ -629,8 +333,8 @@ class PostgresPersistenceProvider(SQLProvider):
         """Insert a workflow and its audit entries in one statement; see the Protocol."""
         pool = self._pool()
         args = _rows.insert_workflow_args(record, _D)
-        statement_args = args + _columns(_rows.audit_rows(record.id, audit))
-        statement = _create_sql(bool(audit))
+        statement_args = args + value_columns(_rows.audit_rows(record.id, audit))
+        statement = create_sql(bool(audit))
         # A workflow holding the key may be deleted between our insert and our read: retry.
         for _attempt in range(3):
             try:
@@ -663,7 +367,7 @@ class PostgresPersistenceProvider(SQLProvider):
         alone, or with concurrent commits of other workflows (group commit)."""
         self._pool()
         workflow_id = update.workflow_id
-        commit = _Commit(
+        commit = Commit(
             workflow_id,
             expected_version,
             _rows.update_workflow_args(update, expected_version, _D),
@@ -676,15 +380,15 @@ class PostgresPersistenceProvider(SQLProvider):
             return await self._commit_one(commit)
         return await group.commit(commit)
 
-    async def _commit_one(self, commit: _Commit) -> int:
+    async def _commit_one(self, commit: Commit) -> int:
         """One commit, one statement."""
         pool = self._pool()
         workflow_id = commit.workflow_id
         args = list(commit.args)
         for rows in (commit.audit, commit.metrics, commit.logs):
             if rows:
-                args += _columns(rows)
-        statement = _commit_sql(bool(commit.audit), bool(commit.metrics), bool(commit.logs))
+                args += value_columns(rows)
+        statement = commit_sql(bool(commit.audit), bool(commit.metrics), bool(commit.logs))
         try:
             version: int | None = await pool.fetchval(statement, *args)
             if version is not None:
@@ -697,22 +401,22 @@ class PostgresPersistenceProvider(SQLProvider):
             raise WorkflowNotFoundError(workflow_id)
         raise ConcurrencyConflictError(workflow_id, commit.expected_version)
 
-    async def _settle_one(self, commit: _Commit) -> None:
-        outcome: _Outcome
+    async def _settle_one(self, commit: Commit) -> None:
+        outcome: Outcome
         try:
             outcome = await self._commit_one(commit)
         except Exception as exc:  # translated errors, and whatever else: the caller's to see
             outcome = exc
         commit.settle(outcome)
 
-    async def _write_batch(self, batch: list[_Commit]) -> None:
+    async def _write_batch(self, batch: list[Commit]) -> None:
         """Write a batch of commits of distinct workflows; settle every one of them."""
         if len(batch) == 1:
             await self._settle_one(batch[0])
             return
         # Rows are locked in id order, like every batch of every process (fewer deadlocks).
         batch.sort(key=lambda commit: commit.workflow_id)
-        statement, args = _batch_statement(batch)
+        statement, args = batch_statement(batch)
         try:
             pool = self._pool()
             rows = await pool.fetch(statement, *args)
@@ -723,7 +427,7 @@ class PostgresPersistenceProvider(SQLProvider):
             await asyncio.gather(*(self._settle_one(commit) for commit in batch))
             return
         versions: dict[str, int] = {row[0]: row[1] for row in rows}
-        missing: list[_Commit] = []
+        missing: list[Commit] = []
         for commit in batch:
             version = versions.get(commit.workflow_id)
             if version is None:
@@ -734,7 +438,7 @@ class PostgresPersistenceProvider(SQLProvider):
             return
         # The rare path: these wrote nothing; find out why.
         try:
-            found = await pool.fetch(_BATCH_VERSIONS, [commit.workflow_id for commit in missing])
+            found = await pool.fetch(BATCH_VERSIONS, [commit.workflow_id for commit in missing])
         except _DRIVER_ERRORS as exc:
             for commit in missing:
                 commit.settle(self._error(exc, f"commit workflow '{commit.workflow_id}'"))
