@@ -13,7 +13,6 @@ runs DBOS imports it.
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib.metadata
 import tempfile
 import threading
@@ -27,7 +26,7 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 from sqlalchemy import event
 
 from w5 import pg
-from w5.measure import RunMonitor, drive
+from w5.measure import warm_then_measure
 from w5.steps import STEP_FIELDS, OrderState, make_order
 
 _INITIAL: dict[str, Any] = OrderState.model_validate(make_order("")).model_dump(mode="json")
@@ -201,16 +200,15 @@ async def run_dbos(
                 if not all(result.get(name) is True for name in STEP_FIELDS):
                     raise RuntimeError(f"DBOS workflow {workflow_id} returned {result!r:.200}")
 
-            warm_ids = [str(uuid.uuid4()) for _ in range(warmup)]
-            ids = [str(uuid.uuid4()) for _ in range(workflows)]
-            if warm_ids:
-                await drive(run_one, warm_ids, concurrency)
-            counter.reset()
-            gc.collect()
-            with RunMonitor() as monitor:
-                measured = await drive(run_one, ids, concurrency)
+            measured, monitor, all_ids = await warm_then_measure(
+                run_one,
+                warmup=warmup,
+                workflows=workflows,
+                concurrency=concurrency,
+                reset_counters=counter.reset,
+            )
             writes = {"write_commits": counter.write_commits, "transactions": counter.transactions}
-            verification = await verify(warm_ids + ids)
+            verification = await verify(all_ids)
         finally:
             DBOS.destroy()
 

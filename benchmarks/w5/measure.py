@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +78,30 @@ async def drive(
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(ids)))))
     wall = time.perf_counter() - started
     return Drive(len(ids), concurrency, wall, latencies, list(ids))
+
+
+async def warm_then_measure(
+    run_one: Callable[[str], Awaitable[None]],
+    *,
+    warmup: int,
+    workflows: int,
+    concurrency: int,
+    reset_counters: Callable[[], None],
+) -> tuple[Drive, RunMonitor, list[str]]:
+    """The W5 sequence both engines follow: ``warmup`` uncounted workflows, counters reset, a
+    garbage collection, then ``workflows`` measured ones under a :class:`RunMonitor`.
+
+    Returns the measured drive, its monitor and every id run (warm-up first), for verification.
+    """
+    warm_ids = [str(uuid.uuid4()) for _ in range(warmup)]
+    ids = [str(uuid.uuid4()) for _ in range(workflows)]
+    if warm_ids:
+        await drive(run_one, warm_ids, concurrency)
+    reset_counters()
+    gc.collect()
+    with RunMonitor() as monitor:
+        measured = await drive(run_one, ids, concurrency)
+    return measured, monitor, warm_ids + ids
 
 
 class RunMonitor:

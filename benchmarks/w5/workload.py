@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 from ruvon import WorkflowBuilder, WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
-from w5.measure import RunMonitor, drive
+from w5.measure import warm_then_measure
 from w5.steps import STEP_FIELDS, make_order
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -165,16 +164,15 @@ async def run_ruvon(
     ):
         counter = CommitCounter(provider)
         run_one = workflow_runner(provider)
-        warm_ids = [str(uuid.uuid4()) for _ in range(warmup)]
-        ids = [str(uuid.uuid4()) for _ in range(workflows)]
-        if warm_ids:
-            await drive(run_one, warm_ids, concurrency)
-        counter.reset()
-        gc.collect()
-        with RunMonitor() as monitor:
-            measured = await drive(run_one, ids, concurrency)
+        measured, monitor, all_ids = await warm_then_measure(
+            run_one,
+            warmup=warmup,
+            workflows=workflows,
+            concurrency=concurrency,
+            reset_counters=counter.reset,
+        )
         writes = {"creates": counter.creates, "commits": counter.commits}
-        verification = await verify(provider, warm_ids + ids)
+        verification = await verify(provider, all_ids)
 
     return {
         "engine": "ruvon",
