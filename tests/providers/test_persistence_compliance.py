@@ -1,24 +1,20 @@
 """The persistence contract, checked on every provider (memory, SQLite, PostgreSQL).
 
 Each test takes ``store`` and runs once per backend; the memory provider is the reference the
-SQL ones must match. The last section checks the schema itself: migrations and dialect parity.
+SQL ones must match. The schema itself (migrations, dialect parity) is checked in
+``test_migrations``, the queries of ``list_workflows``/``count_workflows`` in
+``test_workflow_queries`` and the handling of JSON values in ``test_json_values``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import datetime, timedelta, timezone
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
-from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.providers.persistence import (
     AuditEvent,
     LogEntry,
@@ -109,6 +105,7 @@ async def test_create_and_load_round_trip_every_field(store: PersistenceProvider
         data_region="eu-west-1",
         priority=9,
         idempotency_key="idem-rich",
+        idempotency_hash="sha256:5f2b",
         error_message="nothing yet",
         created_at=created_at,
         completed_at=completed_at,
@@ -178,6 +175,26 @@ async def test_idempotency_key_returns_the_existing_workflow(store: PersistenceP
     assert [event.event_type for event in await store.get_audit_log("wf-1")] == ["WORKFLOW_CREATED"]
     assert await store.get_audit_log("wf-2") == []
     assert [record.id for record in await store.list_workflows()] == ["wf-1"]
+
+
+async def test_a_taken_key_returns_the_existing_hash_for_the_caller_to_compare(
+    store: PersistenceProvider,
+) -> None:
+    first = await store.create_workflow(
+        make_record("wf-1", idempotency_key="order-42", idempotency_hash="hash-a")
+    )
+    assert first.idempotency_hash == "hash-a"
+    assert (await load(store, "wf-1")).idempotency_hash == "hash-a"
+
+    again = await store.create_workflow(
+        make_record("wf-2", idempotency_key="order-42", idempotency_hash="hash-b")
+    )
+
+    assert (again.id, again.idempotency_hash) == ("wf-1", "hash-a")
+    assert await store.load_workflow("wf-2") is None
+    await store.commit_workflow(make_update("wf-1"), expected_version=1)
+    assert (await load(store, "wf-1")).idempotency_hash == "hash-a"
+    assert (await store.create_workflow(make_record("wf-3"))).idempotency_hash is None
 
 
 async def test_same_id_and_key_again_returns_the_existing_workflow(
@@ -586,150 +603,3 @@ async def test_heartbeats(store: PersistenceProvider) -> None:
     await store.delete_heartbeat("wf-1")
     await store.delete_heartbeat("wf-1")
     assert [beat.workflow_id for beat in await store.get_stale_heartbeats(0)] == ["wf-2"]
-
-
-# -- schema and migrations -----------------------------------------------------------------
-
-
-def _sqlite_migration_sql() -> str:
-    folder = resources.files("ruvon.implementations.persistence").joinpath("migrations")
-    return folder.joinpath("0001_init.sqlite.sql").read_text(encoding="utf-8")
-
-
-def _sqlite_versions(path: Path) -> list[int]:
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
-    conn.close()
-    return [row[0] for row in rows]
-
-
-async def test_sqlite_reopens_an_existing_file(tmp_path: Path) -> None:
-    path = tmp_path / "ruvon.db"
-    async with SQLitePersistenceProvider(path) as first:
-        await first.create_workflow(make_record("wf-1"), [AuditEvent("WORKFLOW_CREATED")])
-        stored = await load(first, "wf-1")
-
-    async with SQLitePersistenceProvider(path) as second:
-        assert await second.load_workflow("wf-1") == stored
-        assert len(await second.get_audit_log("wf-1")) == 1
-
-    assert _sqlite_versions(path) == [1]
-
-
-async def test_sqlite_adopts_a_file_built_by_hand(tmp_path: Path) -> None:
-    path = tmp_path / "by-hand.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(_sqlite_migration_sql())
-    conn.close()
-
-    async with SQLitePersistenceProvider(path) as provider:
-        await provider.create_workflow(make_record("wf-1"))
-        assert (await load(provider, "wf-1")).version == 1
-
-    assert _sqlite_versions(path) == [1]
-
-
-async def test_sqlite_concurrent_initialization(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
-    providers = [SQLitePersistenceProvider(path, timeout=30) for _ in range(4)]
-    try:
-        await asyncio.gather(*(provider.initialize() for provider in providers))
-        await providers[0].create_workflow(make_record("wf-1"))
-        assert (await load(providers[3], "wf-1")).id == "wf-1"
-    finally:
-        for provider in providers:
-            await provider.close()
-    assert _sqlite_versions(path) == [1]
-
-
-@pytest.mark.postgres
-async def test_postgres_concurrent_initialization(postgres_url: str, postgres_schema: str) -> None:
-    providers = [
-        PostgresPersistenceProvider(
-            postgres_url, schema=postgres_schema, pool_min_size=1, pool_max_size=2
-        )
-        for _ in range(4)
-    ]
-    try:
-        await asyncio.gather(*(provider.initialize() for provider in providers))
-        await providers[0].create_workflow(make_record("wf-1"))
-        assert (await load(providers[3], "wf-1")).id == "wf-1"
-        await providers[1].initialize()
-        rows = await providers[2].pool.fetch("SELECT version, name FROM schema_migrations")
-    finally:
-        for provider in providers:
-            await provider.close()
-    assert [tuple(row) for row in rows] == [(1, "init")]
-
-
-def _sqlite_columns(path: str) -> dict[str, dict[str, bool]]:
-    conn = sqlite3.connect(path)
-    try:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        return {
-            table: {row[1]: not row[3] for row in conn.execute(f"PRAGMA table_info('{table}')")}
-            for table in tables
-        }
-    finally:
-        conn.close()
-
-
-@pytest.mark.postgres
-async def test_schema_parity_between_sqlite_and_postgres(
-    sqlite_store: SQLitePersistenceProvider,
-    postgres_store: PostgresPersistenceProvider,
-    postgres_schema: str,
-) -> None:
-    sqlite_columns = _sqlite_columns(sqlite_store.db_path)
-    rows = await postgres_store.pool.fetch(
-        "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
-        "WHERE table_schema = $1",
-        postgres_schema,
-    )
-    postgres_columns: dict[str, dict[str, bool]] = {}
-    for row in rows:
-        postgres_columns.setdefault(row["table_name"], {})[row["column_name"]] = (
-            row["is_nullable"] == "YES"
-        )
-
-    assert set(sqlite_columns) == set(postgres_columns)
-    assert {
-        "workflow_executions",
-        "workflow_audit_log",
-        "workflow_execution_logs",
-        "workflow_metrics",
-        "workflow_heartbeats",
-        "compensation_log",
-        "tasks",
-        "scheduled_workflows",
-        "schema_migrations",
-    } <= set(sqlite_columns)
-    assert sqlite_columns == postgres_columns  # the same columns, equally nullable
-
-
-@pytest.mark.postgres
-async def test_postgres_adopts_a_schema_built_by_hand(
-    postgres_url: str, postgres_schema: str
-) -> None:
-    folder = resources.files("ruvon.implementations.persistence").joinpath("migrations")
-    conn = await asyncpg.connect(postgres_url)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
-        await conn.execute(f'SET search_path TO "{postgres_schema}"')
-        await conn.execute(folder.joinpath("0001_init.postgres.sql").read_text(encoding="utf-8"))
-    finally:
-        await conn.close()
-
-    provider = PostgresPersistenceProvider(
-        postgres_url, schema=postgres_schema, pool_min_size=1, pool_max_size=2
-    )
-    async with provider:
-        await provider.create_workflow(make_record("wf-1"))
-        assert (await load(provider, "wf-1")).version == 1
-        versions = await provider.pool.fetch("SELECT version FROM schema_migrations")
-    assert [row[0] for row in versions] == [1]

@@ -4,8 +4,13 @@ The contract is a set of small Protocols (structural typing: a provider need not
 satisfy them). :class:`PersistenceProvider` is their union, which is what the engine needs.
 The records below are the vocabulary of the contract; they are plain frozen data.
 
-Values are returned JSON-normalized (tuples come back as lists, datetimes inside JSON as
-ISO strings, metric values as floats).
+Every JSON value (state, metadata, saga stack, definition snapshot, audit data, log metadata,
+metric tags, heartbeat metadata, task data and results) goes through the one codec,
+:func:`ruvon.serialization.dumps` when written and :func:`~ruvon.serialization.loads` when read,
+in every store. So values are returned JSON-normalized (tuples come back as lists, datetimes
+inside JSON as ISO strings; metric values are floats), and a value the codec cannot serialize is
+rejected by every store alike: the codec's ``TypeError`` propagates unchanged (it is not wrapped
+in :class:`PersistenceError`) and nothing of the call is written.
 
 The one rule every implementation must keep: :meth:`WorkflowStore.commit_workflow` writes the
 workflow row *and* the audit, metric and log entries that come with it in one transaction, and
@@ -46,6 +51,8 @@ __all__ = [
     "WorkflowRecord",
     "WorkflowStore",
     "WorkflowUpdate",
+    "check_aware",
+    "check_page",
     "check_task_status",
 ]
 
@@ -72,7 +79,9 @@ class WorkflowRecord:
     """One stored workflow: its identity, its definition snapshot and its current progress.
 
     ``version`` is the row version used for optimistic concurrency: 1 when created, +1 on every
-    successful commit.
+    successful commit. ``idempotency_hash`` is stored as given with ``idempotency_key`` (a digest
+    of the request that took the key, for the caller to compare when the key is reused); the
+    stores never interpret it.
     """
 
     id: str
@@ -94,6 +103,7 @@ class WorkflowRecord:
     data_region: str | None = None
     priority: int = 5
     idempotency_key: str | None = None
+    idempotency_hash: str | None = None
     error_message: str | None = None
     version: int = 1
     created_at: datetime | None = None
@@ -211,7 +221,8 @@ class WorkflowStore(Protocol):
         """Insert a workflow and its audit entries in one transaction and return what is stored.
 
         If ``record.idempotency_key`` is already held by another workflow, nothing is written
-        and that workflow's record is returned instead.
+        and that workflow's record is returned instead (with its own ``idempotency_hash``: the
+        caller compares). A JSON value the codec cannot serialize raises its ``TypeError``.
         """
         ...
 
@@ -232,6 +243,13 @@ class WorkflowStore(Protocol):
 
         Raises :class:`ConcurrencyConflictError` (writing nothing) if the stored version is not
         ``expected_version``, and :class:`WorkflowNotFoundError` if the workflow does not exist.
+
+        Every JSON value of the call (the update's state, metadata and saga stack, audit data,
+        metric tags, log metadata) is serialized with :func:`ruvon.serialization.dumps` before
+        anything is written. A value it cannot serialize (e.g. an arbitrary object) raises the
+        codec's ``TypeError`` as is, not wrapped in :class:`PersistenceError`, and nothing is
+        written: the stored workflow, its version and its entries stay as they were. Every store
+        behaves alike, the memory store included.
         """
         ...
 
@@ -242,10 +260,38 @@ class WorkflowStore(Protocol):
         workflow_type: str | None = None,
         parent_workflow_id: str | None = None,
         owner_id: str | None = None,
+        org_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first."""
+        """Workflows matching every given filter, newest first (``created_at`` descending,
+        creation order breaking ties), skipping ``offset`` and returning at most ``limit``.
+
+        A filter left ``None`` matches everything. ``status`` is one status or a sequence of
+        them (any matches; an empty sequence matches nothing; ``WAITING_HUMAN`` also matches
+        the legacy ``WAITING_HUMAN_INPUT``; an unknown status is a ``ValueError``).
+        ``parent_workflow_id`` matches ``parent_execution_id``. ``created_after`` is inclusive
+        (``created_at >= created_after``) and ``created_before`` exclusive
+        (``created_at < created_before``); both must be timezone-aware. Raises ``ValueError``
+        naming the argument for a naive datetime or a negative ``limit`` or ``offset``.
+        """
+        ...
+
+    async def count_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        parent_workflow_id: str | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """How many workflows :meth:`list_workflows` would find with the same filters and no
+        limit (e.g. the total for paging)."""
         ...
 
     async def delete_workflow(self, workflow_id: str) -> bool:
@@ -374,6 +420,23 @@ class TaskQueue(Protocol):
     async def get_task_record(self, task_id: str) -> TaskRecord | None:
         """The stored task, or ``None``."""
         ...
+
+
+def check_page(limit: int, offset: int) -> None:
+    """``ValueError`` naming the argument if ``limit`` or ``offset`` is negative."""
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more, not {value}.")
+
+
+def check_aware(name: str, moment: datetime | None) -> datetime | None:
+    """``moment`` if it is ``None`` or timezone-aware, else ``ValueError`` naming ``name``."""
+    if moment is not None and moment.utcoffset() is None:
+        raise ValueError(
+            f"{name} must be a timezone-aware datetime (e.g. with tzinfo=timezone.utc), "
+            f"not the naive {moment.isoformat()}."
+        )
+    return moment
 
 
 def check_task_status(status: str) -> str:

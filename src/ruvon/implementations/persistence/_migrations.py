@@ -7,6 +7,11 @@ transaction together with its bookkeeping row, so a crash leaves either all of a
 none of it. Two processes may initialize the same database at once: the migration transaction
 holds the database's write lock (SQLite ``BEGIN IMMEDIATE``) or an advisory lock (PostgreSQL
 ``pg_advisory_xact_lock``), and the version is checked again once the lock is held.
+
+Every statement is written so that it is a no-op on a database that already has its effect
+(``IF NOT EXISTS``), so a database built by running the files by hand is adopted. SQLite has no
+``ADD COLUMN IF NOT EXISTS``: the runner skips an ``ALTER TABLE ... ADD COLUMN`` whose column
+exists.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ __all__ = ["Migration", "load_migrations", "migrate_postgres", "migrate_sqlite"]
 Dialect = Literal["sqlite", "postgres"]
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(sqlite|postgres)\.sql$")
+_ADD_COLUMN = re.compile(
+    r'ALTER\s+TABLE\s+"?(\w+)"?\s+ADD\s+(?:COLUMN\s+)?"?(\w+)"?', re.IGNORECASE
+)
 
 # Any constant works as long as every Ruvon process uses the same one ("ruvon" in ASCII).
 _PG_LOCK_KEY = 0x7275766F6E
@@ -100,6 +108,17 @@ def _has_code(sql: str) -> bool:
     return any(line and line != ";" for line in lines)
 
 
+def _column_exists(conn: sqlite3.Connection, statement: str) -> bool:
+    """Whether ``statement`` is an ``ALTER TABLE ... ADD COLUMN`` of a column already there."""
+    code = " ".join(line.split("--", 1)[0] for line in statement.splitlines()).strip()
+    match = _ADD_COLUMN.match(code)
+    if match is None:
+        return False
+    table, column = match.groups()
+    columns = conn.execute(f"PRAGMA table_info('{table}')").fetchall()
+    return any(row[1] == column for row in columns)
+
+
 def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
     """Apply the missing SQLite migrations; return the versions applied by this call.
 
@@ -123,7 +142,8 @@ def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
             ).fetchone()
             if row is None:
                 for statement in split_sqlite_script(migration.sql):
-                    conn.execute(statement)
+                    if not _column_exists(conn, statement):
+                        conn.execute(statement)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (

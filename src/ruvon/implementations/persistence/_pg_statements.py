@@ -108,7 +108,7 @@ def commit_sql(audit: bool, metrics: bool, logs: bool) -> str:
 @cache
 def create_sql(audit: bool) -> str:
     """The create as one statement: the row (unless its idempotency key is taken) + audit."""
-    ctes, _ = _entry_ctes("w", 23, (audit, False, False))
+    ctes, _ = _entry_ctes("w", _sql.INSERT_WORKFLOW_PARAMS + 1, (audit, False, False))
     with_entries = "".join(f", {cte}" for cte in ctes)
     return (
         f"WITH w AS ({_S.insert_workflow} ON CONFLICT (idempotency_key) DO NOTHING "

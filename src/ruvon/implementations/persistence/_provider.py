@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from ruvon.errors import TaskNotFoundError, WorkflowNotFoundError
-from ruvon.implementations.persistence import _rows, _sql
+from ruvon.implementations.persistence import _queries, _rows, _sql
 from ruvon.providers.persistence import (
     AuditEvent,
     Heartbeat,
@@ -94,20 +95,52 @@ class SQLProvider(ABC):
         workflow_type: str | None = None,
         parent_workflow_id: str | None = None,
         owner_id: str | None = None,
+        org_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first."""
-        text, args = _sql.list_workflows_query(
+        """Workflows matching every given filter, newest first; see the Protocol."""
+        filters = _queries.WorkflowFilters(
             status=status,
             workflow_type=workflow_type,
             parent_workflow_id=parent_workflow_id,
             owner_id=owner_id,
-            limit=limit,
-            offset=offset,
+            org_id=org_id,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        text, args = _queries.list_workflows_query(
+            filters, self.dialect, limit=limit, offset=offset
         )
         rows = await self._fetch(self.dialect.sql(text), args, "list workflows")
         return [_rows.workflow_from_row(row, self.dialect) for row in rows]
+
+    async def count_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        parent_workflow_id: str | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """How many workflows match every given filter; see the Protocol."""
+        filters = _queries.WorkflowFilters(
+            status=status,
+            workflow_type=workflow_type,
+            parent_workflow_id=parent_workflow_id,
+            owner_id=owner_id,
+            org_id=org_id,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        text, args = _queries.count_workflows_query(filters, self.dialect)
+        rows = await self._fetch(self.dialect.sql(text), args, "count workflows")
+        return int(rows[0][0])
 
     async def delete_workflow(self, workflow_id: str) -> bool:
         """Delete a workflow; its audit, logs, metrics, heartbeat and tasks go with it (cascade)."""
@@ -123,7 +156,7 @@ class SQLProvider(ABC):
         self, workflow_id: str, *, event_type: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
         """Audit entries of a workflow in the order they were written."""
-        text, args = _sql.audit_query(workflow_id, event_type, limit)
+        text, args = _queries.audit_query(workflow_id, event_type, limit)
         rows = await self._fetch(self.dialect.sql(text), args, "read the audit log")
         return [_rows.audit_from_row(row, self.dialect) for row in rows]
 
@@ -141,7 +174,7 @@ class SQLProvider(ABC):
         limit: int = 50,
     ) -> list[LogEntry]:
         """Execution log lines of a workflow in the order they were written."""
-        text, args = _sql.logs_query(workflow_id, step_name, level, limit)
+        text, args = _queries.logs_query(workflow_id, step_name, level, limit)
         rows = await self._fetch(self.dialect.sql(text), args, "read execution logs")
         return [_rows.log_from_row(row, self.dialect) for row in rows]
 
@@ -159,7 +192,7 @@ class SQLProvider(ABC):
         limit: int = 100,
     ) -> list[MetricPoint]:
         """Metric points matching the filters, in the order they were recorded."""
-        text, args = _sql.metrics_query(workflow_id, workflow_type, metric_name, limit)
+        text, args = _queries.metrics_query(workflow_id, workflow_type, metric_name, limit)
         rows = await self._fetch(self.dialect.sql(text), args, "read metrics")
         return [_rows.metric_from_row(row, self.dialect) for row in rows]
 

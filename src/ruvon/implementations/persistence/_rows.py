@@ -44,7 +44,8 @@ __all__ = [
 
 
 def insert_workflow_args(record: WorkflowRecord, dialect: Dialect) -> list[Any]:
-    """The 22 parameters of ``Statements.insert_workflow`` for ``record``."""
+    """The parameters of ``Statements.insert_workflow`` for ``record``: every column of
+    :data:`~._sql.WORKFLOW_COLUMNS` in order, except ``version`` and ``updated_at``."""
     time_out = dialect.time_out
     return [
         record.id,
@@ -66,6 +67,7 @@ def insert_workflow_args(record: WorkflowRecord, dialect: Dialect) -> list[Any]:
         record.data_region,
         record.priority,
         record.idempotency_key,
+        record.idempotency_hash,
         record.error_message,
         time_out(record.created_at),
         time_out(record.completed_at),
@@ -187,16 +189,17 @@ def workflow_from_row(row: Sequence[Any], dialect: Dialect) -> WorkflowRecord:
         data_region=row[16],
         priority=row[17],
         idempotency_key=row[18],
-        error_message=row[19],
-        version=row[20],
-        created_at=time_in(row[21]),
-        updated_at=time_in(row[22]),
-        completed_at=time_in(row[23]),
+        idempotency_hash=row[19],
+        error_message=row[20],
+        version=row[21],
+        created_at=time_in(row[22]),
+        updated_at=time_in(row[23]),
+        completed_at=time_in(row[24]),
     )
 
 
 def audit_from_row(row: Sequence[Any], dialect: Dialect) -> AuditEvent:
-    """A row of :func:`~._sql.audit_query` → event."""
+    """A row of :func:`~._queries.audit_query` → event."""
     return AuditEvent(
         id=row[0],
         workflow_id=row[1],
@@ -213,7 +216,7 @@ def audit_from_row(row: Sequence[Any], dialect: Dialect) -> AuditEvent:
 
 
 def metric_from_row(row: Sequence[Any], dialect: Dialect) -> MetricPoint:
-    """A row of :func:`~._sql.metrics_query` → point."""
+    """A row of :func:`~._queries.metrics_query` → point."""
     return MetricPoint(
         id=row[0],
         workflow_id=row[1],
@@ -228,7 +231,7 @@ def metric_from_row(row: Sequence[Any], dialect: Dialect) -> MetricPoint:
 
 
 def log_from_row(row: Sequence[Any], dialect: Dialect) -> LogEntry:
-    """A row of :func:`~._sql.logs_query` → entry."""
+    """A row of :func:`~._queries.logs_query` → entry."""
     return LogEntry(
         id=row[0],
         workflow_id=row[1],

@@ -5,8 +5,8 @@ parameters, ``now()``). :func:`to_sqlite` turns them into SQLite text mechanical
 becomes the numbered parameter ``?n``, and the SQLite provider registers a ``now()`` function
 that returns the operation's timestamp. The few things that genuinely differ (value encodings,
 how the insertion sequence and a staleness cutoff are written) are the fields of
-:class:`Dialect`. Row ⇄ record mapping is in ``_rows``; the contract methods that are the same
-on both dialects are in ``_provider``.
+:class:`Dialect`. The filtered reads are in ``_queries``, row ⇄ record mapping is in ``_rows``;
+the contract methods that are the same on both dialects are in ``_provider``.
 
 Conventions both dialects follow: every timestamp is UTC; JSON is written as text by
 :func:`ruvon.serialization.dumps`; an entry written for a workflow is an ``INSERT ... SELECT
@@ -16,7 +16,7 @@ Conventions both dialects follow: every timestamp is UTC; JSON is written as tex
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -24,35 +24,30 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ruvon.errors import DuplicateIdempotencyKeyError, PersistenceError
-from ruvon.models import statuses_matching
 from ruvon.providers.persistence import TaskRecord, WorkflowRecord
 from ruvon.serialization import dumps, loads
 
 __all__ = [
     "AUDIT_COLUMNS",
     "AUDIT_INSERT",
+    "INSERT_WORKFLOW_PARAMS",
     "LOG_COLUMNS",
     "LOG_INSERT",
     "METRIC_COLUMNS",
     "METRIC_INSERT",
     "POSTGRES",
+    "SELECT_WORKFLOW",
     "SQLITE",
     "TASK_COLUMNS",
     "UPDATE_WORKFLOW",
     "WORKFLOW_COLUMNS",
     "Dialect",
-    "Query",
     "Statements",
     "Violation",
-    "audit_query",
     "classify_violation",
     "create_conflict",
     "describe",
     "json_text",
-    "list_workflows_query",
-    "logs_query",
-    "metrics_query",
-    "status_values",
     "to_sqlite",
     "to_utc",
     "utc_or_none",
@@ -183,12 +178,45 @@ METRIC_INSERT = f"workflow_metrics (workflow_id, {', '.join(METRIC_COLUMNS)}, re
 LOG_INSERT = f"workflow_execution_logs (workflow_id, {', '.join(LOG_COLUMNS)}, logged_at)"
 """The targets of the entry inserts: the shared columns, plus the row's time, set to now()."""
 
-_SELECT_WORKFLOW = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM workflow_executions"
+SELECT_WORKFLOW = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM workflow_executions"
+"""The SELECT of a workflow row, without its WHERE (see ``_rows.workflow_from_row``)."""
+
+_JSON_WORKFLOW_COLUMNS = frozenset(
+    {"definition_snapshot", "state", "metadata", "completed_steps_stack"}
+)
+
+
+def _insert_values() -> tuple[str, int]:
+    """The VALUES of the workflow insert, one per column of :data:`WORKFLOW_COLUMNS`, and the
+    number of parameters: every column is a parameter except ``version`` (1) and
+    ``updated_at`` (now()); ``created_at`` defaults to now()."""
+    values: list[str] = []
+    count = 0
+    for column in WORKFLOW_COLUMNS:
+        if column == "version":
+            values.append("1")
+            continue
+        if column == "updated_at":
+            values.append("now()")
+            continue
+        count += 1
+        if column in _JSON_WORKFLOW_COLUMNS:
+            values.append(f"${count}::jsonb")
+        elif column == "created_at":
+            values.append(f"COALESCE(${count}::timestamptz, now())")
+        elif column == "completed_at":
+            values.append(f"${count}::timestamptz")
+        else:
+            values.append(f"${count}")
+    return ", ".join(values), count
+
+
+_INSERT_VALUES, INSERT_WORKFLOW_PARAMS = _insert_values()
+"""``INSERT_WORKFLOW_PARAMS``: how many parameters ``Statements.insert_workflow`` takes, in
+the order of ``_rows.insert_workflow_args``."""
 
 _INSERT_WORKFLOW = f"""INSERT INTO workflow_executions (seq, {", ".join(WORKFLOW_COLUMNS)})
-VALUES ({{seq}}, $1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10::jsonb, $11::jsonb, $12,
-        $13, $14, $15, $16, $17, $18, $19, $20, 1, COALESCE($21::timestamptz, now()), now(),
-        $22::timestamptz)"""
+VALUES ({{seq}}, {_INSERT_VALUES})"""
 
 UPDATE_WORKFLOW = """UPDATE workflow_executions
 SET status = $3, state = $4::jsonb, current_step = $5, current_step_index = $6,
@@ -286,8 +314,8 @@ class Statements:
         sql = dialect.sql
         return cls(
             insert_workflow=sql(_INSERT_WORKFLOW.replace("{seq}", dialect.next_seq)),
-            select_workflow=sql(f"{_SELECT_WORKFLOW} WHERE id = $1"),
-            select_workflow_by_key=sql(f"{_SELECT_WORKFLOW} WHERE idempotency_key = $1"),
+            select_workflow=sql(f"{SELECT_WORKFLOW} WHERE id = $1"),
+            select_workflow_by_key=sql(f"{SELECT_WORKFLOW} WHERE idempotency_key = $1"),
             workflow_version=sql("SELECT version FROM workflow_executions WHERE id = $1"),
             update_workflow=sql(UPDATE_WORKFLOW),
             delete_workflow=sql("DELETE FROM workflow_executions WHERE id = $1"),
@@ -303,106 +331,6 @@ class Statements:
             claim_task=sql(_CLAIM_TASK.replace("{lock}", dialect.claim_lock)),
             update_task=sql(_UPDATE_TASK),
         )
-
-
-# -- filtered queries ----------------------------------------------------------------------
-
-
-def status_values(status: str | Sequence[str] | None) -> list[str] | None:
-    """The stored status strings a status filter matches, sorted; ``None`` for no filter."""
-    wanted = statuses_matching(status)
-    return None if wanted is None else sorted(wanted)
-
-
-class Query:
-    """A SELECT assembled from optional filters, with ``$n`` parameters numbered as added."""
-
-    def __init__(self, select: str) -> None:
-        self._select = select
-        self._where: list[str] = []
-        self.args: list[Any] = []
-
-    def arg(self, value: Any) -> str:
-        """Add a parameter; return its placeholder."""
-        self.args.append(value)
-        return f"${len(self.args)}"
-
-    def equals(self, column: str, value: Any) -> Query:
-        """Filter on ``column = value`` unless ``value`` is None."""
-        if value is not None:
-            self._where.append(f"{column} = {self.arg(value)}")
-        return self
-
-    def one_of(self, column: str, values: Sequence[Any] | None) -> Query:
-        """Filter on ``column IN values`` unless ``values`` is None (empty matches nothing)."""
-        if values is not None:
-            if values:
-                self._where.append(f"{column} IN ({', '.join(self.arg(v) for v in values)})")
-            else:
-                self._where.append("1 = 0")
-        return self
-
-    def text(self, order_by: str, limit: int, offset: int = 0) -> str:
-        """The statement in PostgreSQL syntax; render it with ``Dialect.sql``."""
-        where = f" WHERE {' AND '.join(self._where)}" if self._where else ""
-        page = f" LIMIT {self.arg(max(limit, 0))}"
-        if offset:
-            page += f" OFFSET {self.arg(max(offset, 0))}"
-        return f"{self._select}{where} ORDER BY {order_by}{page}"
-
-
-def list_workflows_query(
-    *,
-    status: str | Sequence[str] | None,
-    workflow_type: str | None,
-    parent_workflow_id: str | None,
-    owner_id: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[str, list[Any]]:
-    """``list_workflows`` as (PostgreSQL-syntax text, args): newest first, insertion order
-    breaking ties of ``created_at``."""
-    query = (
-        Query(_SELECT_WORKFLOW)
-        .one_of("status", status_values(status))
-        .equals("workflow_type", workflow_type)
-        .equals("parent_execution_id", parent_workflow_id)
-        .equals("owner_id", owner_id)
-    )
-    return query.text("created_at DESC, seq DESC", limit, offset), query.args
-
-
-def audit_query(workflow_id: str, event_type: str | None, limit: int) -> tuple[str, list[Any]]:
-    """``get_audit_log`` as (PostgreSQL-syntax text, args), in the order written."""
-    query = Query(
-        f"SELECT id, workflow_id, {', '.join(AUDIT_COLUMNS)}, timestamp FROM workflow_audit_log"
-    )
-    query.equals("workflow_id", workflow_id).equals("event_type", event_type)
-    return query.text("id", limit), query.args
-
-
-def logs_query(
-    workflow_id: str, step_name: str | None, level: str | None, limit: int
-) -> tuple[str, list[Any]]:
-    """``get_execution_logs`` as (PostgreSQL-syntax text, args); ``level`` is case-blind."""
-    query = Query(
-        f"SELECT id, workflow_id, {', '.join(LOG_COLUMNS)}, logged_at FROM workflow_execution_logs"
-    )
-    query.equals("workflow_id", workflow_id).equals("step_name", step_name)
-    query.equals("log_level", None if level is None else level.upper())
-    return query.text("id", limit), query.args
-
-
-def metrics_query(
-    workflow_id: str | None, workflow_type: str | None, metric_name: str | None, limit: int
-) -> tuple[str, list[Any]]:
-    """``get_workflow_metrics`` as (PostgreSQL-syntax text, args), in the order recorded."""
-    query = Query(
-        f"SELECT id, workflow_id, {', '.join(METRIC_COLUMNS)}, recorded_at FROM workflow_metrics"
-    )
-    query.equals("workflow_id", workflow_id).equals("workflow_type", workflow_type)
-    query.equals("metric_name", metric_name)
-    return query.text("id", limit), query.args
 
 
 # -- driver errors -------------------------------------------------------------------------

@@ -3,56 +3,83 @@
 It is the readable specification of the contract and a product feature (tests, prototypes,
 short-lived processes); everything is lost when the process exits. Each method runs without an
 ``await`` between its reads and writes, which makes it atomic on the event loop.
+
+JSON values (state, metadata, saga stack, definition snapshot, audit data, log metadata, metric
+tags, heartbeat metadata, task data and results) are kept as the bytes
+:func:`ruvon.serialization.dumps` wrote, exactly as the SQL stores keep JSON text, and parsed
+with :func:`~ruvon.serialization.loads` on every read. So a value the codec rejects is rejected
+here too (its ``TypeError``, before anything is written), what comes back is JSON-normalized
+like from SQL, and every read returns fresh values that the caller may change freely.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from ruvon.errors import (
-    ConcurrencyConflictError,
-    PersistenceError,
-    TaskNotFoundError,
-    WorkflowNotFoundError,
-)
+from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
+from ruvon.implementations.persistence._memory_entries import MemoryEntries, json_or_none, now
+from ruvon.implementations.persistence._memory_tasks import MemoryTaskQueue
 from ruvon.models import statuses_matching
 from ruvon.providers.persistence import (
     AuditEvent,
-    Heartbeat,
     LogEntry,
     MetricPoint,
-    TaskRecord,
     WorkflowRecord,
     WorkflowUpdate,
-    check_task_status,
+    check_aware,
+    check_page,
 )
 from ruvon.serialization import dumps, loads
 
 __all__ = ["InMemoryPersistence", "InMemoryPersistenceProvider", "MemoryPersistenceProvider"]
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+def _utc(moment: datetime | None) -> datetime | None:
+    """``moment`` in UTC (a naive datetime is taken to be UTC), as the SQL stores keep times."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
-class MemoryPersistenceProvider:
-    """Keeps workflows, audit entries, logs, metrics, heartbeats and tasks in process memory."""
+@dataclass(frozen=True, slots=True)
+class _StoredWorkflow:
+    """A workflow as kept: the record's plain fields (its JSON fields are left empty and never
+    read), the JSON fields as the codec wrote them, and the insertion sequence."""
+
+    record: WorkflowRecord
+    definition_snapshot: bytes
+    state: bytes
+    metadata: bytes
+    completed_steps_stack: bytes
+    seq: int
+
+    def load(self) -> WorkflowRecord:
+        """The workflow as returned: a fresh record with fresh JSON values."""
+        return dataclasses.replace(
+            self.record,
+            definition_snapshot=loads(self.definition_snapshot),
+            state=loads(self.state),
+            metadata=loads(self.metadata),
+            completed_steps_stack=loads(self.completed_steps_stack),
+        )
+
+
+class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
+    """Keeps workflows, audit entries, logs, metrics, heartbeats and tasks in process memory.
+
+    The workflow rows are here; entries and heartbeats are in ``_memory_entries``, the task
+    queue in ``_memory_tasks``.
+    """
 
     def __init__(self) -> None:
-        self._workflows: dict[str, WorkflowRecord] = {}
+        super().__init__()
+        self._workflows: dict[str, _StoredWorkflow] = {}
         self._idempotency: dict[str, str] = {}
-        self._audit: dict[str, list[tuple[AuditEvent, int, datetime]]] = {}
-        self._logs: dict[str, list[LogEntry]] = {}
-        self._metrics: list[tuple[str, MetricPoint, int, datetime]] = []
-        self._heartbeats: dict[str, Heartbeat] = {}
-        self._tasks: dict[str, TaskRecord] = {}
-        self._task_keys: dict[str, str] = {}
-        self._next_id = 0
 
     async def initialize(self) -> None:
         return None
@@ -67,35 +94,42 @@ class MemoryPersistenceProvider:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _id(self) -> int:
-        self._next_id += 1
-        return self._next_id
-
     # -- workflows -------------------------------------------------------------------------
 
     async def create_workflow(
         self, record: WorkflowRecord, audit: Sequence[AuditEvent] = ()
     ) -> WorkflowRecord:
+        # Everything is serialized first: a value the codec rejects raises before any write.
+        snapshot, state = dumps(record.definition_snapshot), dumps(record.state)
+        metadata, stack = dumps(record.metadata), dumps(record.completed_steps_stack)
+        entries = [(event, json_or_none(event.data)) for event in audit]
         key = record.idempotency_key
         if key is not None and key in self._idempotency:
-            return self._copy(self._workflows[self._idempotency[key]])
+            return self._workflows[self._idempotency[key]].load()
         if record.id in self._workflows:
             raise PersistenceError(f"Workflow '{record.id}' already exists.")
-        now = _now()
-        # Callers hand over freshly built values and never touch them again (see
-        # commit_workflow), so they are stored without copying; reads return copies.
-        stored = dataclasses.replace(
-            record, version=1, created_at=record.created_at or now, updated_at=now
+        at = now()
+        plain = dataclasses.replace(
+            record,
+            definition_snapshot={},
+            state={},
+            metadata={},
+            completed_steps_stack=[],
+            version=1,
+            created_at=_utc(record.created_at) or at,
+            updated_at=at,
+            completed_at=_utc(record.completed_at),
         )
+        stored = _StoredWorkflow(plain, snapshot, state, metadata, stack, self._id())
         self._workflows[record.id] = stored
         if key is not None:
             self._idempotency[key] = record.id
-        self._append_audit(record.id, audit, now)
-        return stored
+        self._append_entries(record.id, entries, (), (), at)
+        return stored.load()
 
     async def load_workflow(self, workflow_id: str) -> WorkflowRecord | None:
-        record = self._workflows.get(workflow_id)
-        return None if record is None else self._copy(record)
+        stored = self._workflows.get(workflow_id)
+        return None if stored is None else stored.load()
 
     async def commit_workflow(
         self,
@@ -106,27 +140,31 @@ class MemoryPersistenceProvider:
         metrics: Sequence[MetricPoint] = (),
         logs: Sequence[LogEntry] = (),
     ) -> int:
+        # Everything is serialized first: a value the codec rejects raises before any write.
+        state, metadata = dumps(update.state), dumps(update.metadata)
+        stack = dumps(update.completed_steps_stack)
+        audit_entries = [(event, json_or_none(event.data)) for event in audit]
+        metric_entries = [(point, json_or_none(point.tags)) for point in metrics]
+        log_entries = [(entry, json_or_none(entry.metadata)) for entry in logs]
         current = self._workflows.get(update.workflow_id)
         if current is None:
             raise WorkflowNotFoundError(update.workflow_id)
-        if current.version != expected_version:
+        c = current.record
+        if c.version != expected_version:
             raise ConcurrencyConflictError(update.workflow_id, expected_version)
-        now = _now()
-        # The engine hands over freshly built values and never touches them again, so they are
-        # stored without copying; reads return copies.
-        c = current
-        self._workflows[update.workflow_id] = WorkflowRecord(
+        at = now()
+        record = WorkflowRecord(
             c.id,
             c.workflow_type,
             c.workflow_version,
             c.definition_snapshot,
             c.state_model_path,
             update.status,
-            update.state,
+            c.state,
             update.current_step,
             update.current_step_index,
-            update.metadata,
-            update.completed_steps_stack,
+            c.metadata,
+            c.completed_steps_stack,
             update.saga_mode,
             c.parent_execution_id,
             update.blocked_on_child_id,
@@ -135,18 +173,48 @@ class MemoryPersistenceProvider:
             c.data_region,
             c.priority,
             c.idempotency_key,
+            c.idempotency_hash,
             update.error_message,
             expected_version + 1,
             c.created_at,
-            now,
-            update.completed_at,
+            at,
+            _utc(update.completed_at),
         )
-        self._append_audit(update.workflow_id, audit, now)
-        for point in metrics:
-            self._store_metric(update.workflow_id, point, now)
-        for entry in logs:
-            self._store_log(update.workflow_id, entry, now)
+        self._workflows[update.workflow_id] = _StoredWorkflow(
+            record, current.definition_snapshot, state, metadata, stack, current.seq
+        )
+        self._append_entries(update.workflow_id, audit_entries, metric_entries, log_entries, at)
         return expected_version + 1
+
+    def _matching(
+        self,
+        status: str | Sequence[str] | None,
+        workflow_type: str | None,
+        parent_workflow_id: str | None,
+        owner_id: str | None,
+        org_id: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+    ) -> list[_StoredWorkflow]:
+        """The workflows matching every given filter, in insertion order."""
+        statuses = statuses_matching(status)
+        after = check_aware("created_after", created_after)
+        before = check_aware("created_before", created_before)
+
+        def wanted(record: WorkflowRecord) -> bool:
+            created = record.created_at
+            assert created is not None  # set by create_workflow
+            return (
+                (statuses is None or record.status in statuses)
+                and (workflow_type is None or record.workflow_type == workflow_type)
+                and (parent_workflow_id is None or record.parent_execution_id == parent_workflow_id)
+                and (owner_id is None or record.owner_id == owner_id)
+                and (org_id is None or record.org_id == org_id)
+                and (after is None or created >= after)
+                and (before is None or created < before)
+            )
+
+        return [stored for stored in self._workflows.values() if wanted(stored.record)]
 
     async def list_workflows(
         self,
@@ -155,261 +223,68 @@ class MemoryPersistenceProvider:
         workflow_type: str | None = None,
         parent_workflow_id: str | None = None,
         owner_id: str | None = None,
+        org_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[WorkflowRecord]:
-        statuses = statuses_matching(status)
-        matches = [
-            record
-            for record in self._workflows.values()
-            if (statuses is None or record.status in statuses)
-            and (workflow_type is None or record.workflow_type == workflow_type)
-            and (parent_workflow_id is None or record.parent_execution_id == parent_workflow_id)
-            and (owner_id is None or record.owner_id == owner_id)
-        ]
-        # Insertion order is creation order; newest first.
-        matches.reverse()
-        return [self._copy(record) for record in matches[offset : offset + limit]]
+        matches = self._matching(
+            status,
+            workflow_type,
+            parent_workflow_id,
+            owner_id,
+            org_id,
+            created_after,
+            created_before,
+        )
+        check_page(limit, offset)
+        # Newest first: created_at descending, the insertion sequence breaking ties.
+        ordered = sorted(
+            matches, key=lambda stored: (stored.record.created_at, stored.seq), reverse=True
+        )
+        return [stored.load() for stored in ordered[offset : offset + limit]]
+
+    async def count_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        parent_workflow_id: str | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        return len(
+            self._matching(
+                status,
+                workflow_type,
+                parent_workflow_id,
+                owner_id,
+                org_id,
+                created_after,
+                created_before,
+            )
+        )
 
     async def delete_workflow(self, workflow_id: str) -> bool:
-        record = self._workflows.pop(workflow_id, None)
-        if record is None:
+        stored = self._workflows.pop(workflow_id, None)
+        if stored is None:
             return False
-        if record.idempotency_key is not None:
-            self._idempotency.pop(record.idempotency_key, None)
-        self._audit.pop(workflow_id, None)
-        self._logs.pop(workflow_id, None)
-        self._heartbeats.pop(workflow_id, None)
-        self._metrics = [entry for entry in self._metrics if entry[0] != workflow_id]
-        for task in [task for task in self._tasks.values() if task.execution_id == workflow_id]:
-            del self._tasks[task.task_id]
-            if task.idempotency_key is not None:
-                self._task_keys.pop(task.idempotency_key, None)
+        if stored.record.idempotency_key is not None:
+            self._idempotency.pop(stored.record.idempotency_key, None)
+        self._drop_entries(workflow_id)
+        self._drop_tasks(workflow_id)
         return True
-
-    @staticmethod
-    def _copy(record: WorkflowRecord) -> WorkflowRecord:
-        # A JSON round trip copies and normalizes values exactly as the SQL stores return them.
-        return dataclasses.replace(
-            record,
-            state=loads(dumps(record.state)),
-            metadata=loads(dumps(record.metadata)),
-            completed_steps_stack=loads(dumps(record.completed_steps_stack)),
-        )
 
     def _require(self, workflow_id: str) -> None:
         if workflow_id not in self._workflows:
             raise WorkflowNotFoundError(workflow_id)
 
-    # -- audit, logs, metrics --------------------------------------------------------------
-
-    def _append_audit(self, workflow_id: str, events: Sequence[AuditEvent], now: datetime) -> None:
-        if not events:
-            return
-        # Entries are kept as handed over, with their id and time; records are built on read.
-        entries = self._audit.setdefault(workflow_id, [])
-        for event in events:
-            entries.append((event, self._id(), now))
-
-    def _store_metric(self, workflow_id: str, point: MetricPoint, now: datetime) -> None:
-        self._metrics.append((workflow_id, point, self._id(), now))
-
-    def _store_log(self, workflow_id: str, entry: LogEntry, now: datetime) -> None:
-        self._logs.setdefault(workflow_id, []).append(
-            dataclasses.replace(
-                entry,
-                level=entry.level.upper(),
-                workflow_id=workflow_id,
-                id=self._id(),
-                logged_at=now,
-            )
-        )
-
-    async def log_audit_event(self, workflow_id: str, event: AuditEvent) -> None:
-        self._require(workflow_id)
-        self._append_audit(workflow_id, [event], _now())
-
-    async def get_audit_log(
-        self, workflow_id: str, *, event_type: str | None = None, limit: int = 100
-    ) -> list[AuditEvent]:
-        events = [
-            dataclasses.replace(event, workflow_id=workflow_id, id=entry_id, timestamp=at)
-            for event, entry_id, at in self._audit.get(workflow_id, [])
-            if event_type is None or event.event_type == event_type
-        ]
-        return events[:limit]
-
-    async def log_execution(self, workflow_id: str, entry: LogEntry) -> None:
-        self._require(workflow_id)
-        self._store_log(workflow_id, entry, _now())
-
-    async def get_execution_logs(
-        self,
-        workflow_id: str,
-        *,
-        step_name: str | None = None,
-        level: str | None = None,
-        limit: int = 50,
-    ) -> list[LogEntry]:
-        entries = [
-            entry
-            for entry in self._logs.get(workflow_id, [])
-            if (step_name is None or entry.step_name == step_name)
-            and (level is None or entry.level == level.upper())
-        ]
-        return entries[:limit]
-
-    async def record_metric(self, workflow_id: str, point: MetricPoint) -> None:
-        self._require(workflow_id)
-        self._store_metric(workflow_id, point, _now())
-
-    async def get_workflow_metrics(
-        self,
-        *,
-        workflow_id: str | None = None,
-        workflow_type: str | None = None,
-        metric_name: str | None = None,
-        limit: int = 100,
-    ) -> list[MetricPoint]:
-        points = []
-        for owner, point, entry_id, at in self._metrics:
-            record = self._workflows.get(owner)
-            kind = point.workflow_type or (record.workflow_type if record else None)
-            if (
-                (workflow_id is None or owner == workflow_id)
-                and (workflow_type is None or kind == workflow_type)
-                and (metric_name is None or point.metric_name == metric_name)
-            ):
-                points.append(
-                    dataclasses.replace(
-                        point,
-                        metric_value=float(point.metric_value),
-                        workflow_id=owner,
-                        workflow_type=kind,
-                        id=entry_id,
-                        recorded_at=at,
-                    )
-                )
-                if len(points) >= limit:
-                    break
-        return points
-
-    # -- heartbeats ------------------------------------------------------------------------
-
-    async def upsert_heartbeat(
-        self,
-        workflow_id: str,
-        worker_id: str,
-        current_step: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._require(workflow_id)
-        self._heartbeats[workflow_id] = Heartbeat(
-            workflow_id=workflow_id,
-            worker_id=worker_id,
-            current_step=current_step,
-            last_heartbeat=_now(),
-            metadata=copy.deepcopy(metadata),
-        )
-
-    async def delete_heartbeat(self, workflow_id: str) -> None:
-        self._heartbeats.pop(workflow_id, None)
-
-    async def get_stale_heartbeats(self, stale_threshold_seconds: float = 120) -> list[Heartbeat]:
-        cutoff = _now() - timedelta(seconds=stale_threshold_seconds)
-        stale = [beat for beat in self._heartbeats.values() if beat.last_heartbeat < cutoff]
-        return sorted(stale, key=lambda beat: beat.last_heartbeat)
-
-    # -- task queue ------------------------------------------------------------------------
-
-    @staticmethod
-    def _copy_task(task: TaskRecord) -> TaskRecord:
-        return dataclasses.replace(
-            task,
-            task_data=loads(dumps(task.task_data)),
-            result=None if task.result is None else loads(dumps(task.result)),
-        )
-
-    async def create_task_record(
-        self,
-        execution_id: str,
-        step_name: str,
-        step_index: int,
-        *,
-        task_data: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        max_retries: int = 3,
-    ) -> TaskRecord:
-        if idempotency_key is not None and idempotency_key in self._task_keys:
-            return self._copy_task(self._tasks[self._task_keys[idempotency_key]])
-        self._require(execution_id)
-        now = _now()
-        task = TaskRecord(
-            task_id=str(uuid.uuid4()),
-            execution_id=execution_id,
-            step_name=step_name,
-            step_index=step_index,
-            status="PENDING",
-            max_retries=max_retries,
-            task_data=loads(dumps(task_data or {})),
-            idempotency_key=idempotency_key,
-            created_at=now,
-            updated_at=now,
-        )
-        self._tasks[task.task_id] = task
-        if idempotency_key is not None:
-            self._task_keys[idempotency_key] = task.task_id
-        return self._copy_task(task)
-
-    async def claim_next_task(
-        self, worker_id: str, *, step_name: str | None = None
-    ) -> TaskRecord | None:
-        # No await between finding the task and taking it: atomic on the event loop.
-        waiting = [
-            task
-            for task in self._tasks.values()
-            if task.status == "PENDING" and (step_name is None or task.step_name == step_name)
-        ]
-        if not waiting:
-            return None
-        # min() keeps the first of equal times: insertion order breaks ties.
-        oldest = min(waiting, key=lambda task: task.created_at or _now())
-        now = _now()
-        claimed = dataclasses.replace(
-            oldest, status="CLAIMED", worker_id=worker_id, claimed_at=now, updated_at=now
-        )
-        self._tasks[claimed.task_id] = claimed
-        return self._copy_task(claimed)
-
-    async def update_task_status(
-        self,
-        task_id: str,
-        status: str,
-        *,
-        result: dict[str, Any] | None = None,
-        error_message: str | None = None,
-    ) -> TaskRecord:
-        check_task_status(status)
-        task = self._tasks.get(task_id)
-        if task is None:
-            raise TaskNotFoundError(task_id)
-        now = _now()
-        updated = dataclasses.replace(
-            task,
-            status=status,
-            started_at=now if status == "RUNNING" else task.started_at,
-            completed_at=now if status in ("COMPLETED", "FAILED") else task.completed_at,
-            retry_count=task.retry_count + (1 if status == "FAILED" else 0),
-            last_error=task.last_error if error_message is None else error_message,
-            result=task.result if result is None else loads(dumps(result)),
-            updated_at=now,
-        )
-        self._tasks[task_id] = updated
-        return self._copy_task(updated)
-
-    async def get_task_record(self, task_id: str) -> TaskRecord | None:
-        task = self._tasks.get(task_id)
-        return None if task is None else self._copy_task(task)
+    def _workflow_type(self, workflow_id: str) -> str | None:
+        stored = self._workflows.get(workflow_id)
+        return None if stored is None else stored.record.workflow_type
 
 
 InMemoryPersistenceProvider = MemoryPersistenceProvider

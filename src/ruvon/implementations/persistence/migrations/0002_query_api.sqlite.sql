@@ -1,0 +1,15 @@
+-- Ruvon schema, version 2 (SQLite): the idempotency hash and the indexes of the query API.
+--
+-- Non-destructive: one nullable column and new indexes; existing rows keep their values (their
+-- idempotency_hash is NULL). SQLite has no ADD COLUMN IF NOT EXISTS: the migration runner
+-- skips an ADD COLUMN whose column exists already, so a file built by hand is still adopted.
+-- The same columns as 0002_query_api.postgres.sql.
+
+-- A digest of the request that took idempotency_key, stored as given and compared by the
+-- caller when the key is reused.
+ALTER TABLE workflow_executions ADD COLUMN idempotency_hash TEXT;
+
+-- list_workflows / count_workflows filter on status, workflow_type, owner_id, org_id,
+-- parent_execution_id and a created_at range, newest first. 0001 indexes all of them but
+-- org_id: (status|workflow_type|owner_id, created_at), (parent_execution_id), (created_at).
+CREATE INDEX IF NOT EXISTS ix_workflow_executions_org_created ON workflow_executions (org_id, created_at);

@@ -1,0 +1,365 @@
+"""The schema of the SQL stores: migrations (applied once, adopted when built by hand, upgrading
+an existing database without losing rows) and the parity of the two dialects."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from ruvon.implementations.persistence import _migrations
+from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
+from ruvon.providers.persistence import AuditEvent
+from tests.providers.test_persistence_compliance import load, make_record
+
+VERSIONS = [1, 2]
+"""Every migration there is: a new migration adds its number here."""
+
+QUERY_INDEX = "ix_workflow_executions_org_created"
+"""The index migration 0002 adds."""
+
+LIST_FILTER_COLUMNS = {
+    "status",
+    "workflow_type",
+    "owner_id",
+    "org_id",
+    "parent_execution_id",
+    "created_at",
+}
+"""The columns list_workflows/count_workflows filter on: each must lead an index."""
+
+OLD_CREATED_AT = datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+
+
+def _migration_sql(name: str) -> str:
+    folder = resources.files("ruvon.implementations.persistence").joinpath("migrations")
+    return folder.joinpath(name).read_text(encoding="utf-8")
+
+
+def _sqlite_versions(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    conn.close()
+    return [row[0] for row in rows]
+
+
+def _only_the_first_migration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the runner know migration 0001 only, as a release before 0002 did."""
+    real = _migrations.load_migrations
+    monkeypatch.setattr(_migrations, "load_migrations", lambda dialect: real(dialect)[:1])
+
+
+def _sqlite_indexes(path: Path | str) -> dict[str, list[str]]:
+    """The indexes of workflow_executions: name → columns, in order."""
+    conn = sqlite3.connect(path)
+    try:
+        names = [row[1] for row in conn.execute("PRAGMA index_list('workflow_executions')")]
+        return {
+            name: [row[2] for row in conn.execute(f"PRAGMA index_info('{name}')")] for name in names
+        }
+    finally:
+        conn.close()
+
+
+_PG_INDEXES = """
+SELECT i.relname, array_agg(a.attname ORDER BY k.ord)
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+WHERE n.nspname = $1 AND t.relname = 'workflow_executions'
+GROUP BY i.relname
+"""
+
+
+async def _postgres_indexes(conn: Any, schema: str) -> dict[str, list[str]]:
+    return {row[0]: list(row[1]) for row in await conn.fetch(_PG_INDEXES, schema)}
+
+
+def _leading_columns(indexes: dict[str, list[str]]) -> set[str]:
+    return {columns[0] for columns in indexes.values()}
+
+
+# -- applying and adopting -------------------------------------------------------------------
+
+
+async def test_sqlite_reopens_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "ruvon.db"
+    async with SQLitePersistenceProvider(path) as first:
+        await first.create_workflow(make_record("wf-1"), [AuditEvent("WORKFLOW_CREATED")])
+        stored = await load(first, "wf-1")
+
+    async with SQLitePersistenceProvider(path) as second:
+        assert await second.load_workflow("wf-1") == stored
+        assert len(await second.get_audit_log("wf-1")) == 1
+
+    assert _sqlite_versions(path) == VERSIONS
+
+
+async def test_sqlite_adopts_a_file_built_by_hand(tmp_path: Path) -> None:
+    path = tmp_path / "by-hand.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_migration_sql("0001_init.sqlite.sql"))
+    conn.close()
+
+    async with SQLitePersistenceProvider(path) as provider:
+        await provider.create_workflow(make_record("wf-1"))
+        assert (await load(provider, "wf-1")).version == 1
+
+    assert _sqlite_versions(path) == VERSIONS
+
+
+async def test_sqlite_adopts_a_file_built_by_hand_with_every_migration(tmp_path: Path) -> None:
+    # SQLite has no ADD COLUMN IF NOT EXISTS: the runner must skip the column 0002 adds.
+    path = tmp_path / "by-hand.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_migration_sql("0001_init.sqlite.sql"))
+    conn.executescript(_migration_sql("0002_query_api.sqlite.sql"))
+    conn.close()
+
+    async with SQLitePersistenceProvider(path) as provider:
+        await provider.create_workflow(make_record("wf-1", idempotency_hash="h"))
+        assert (await load(provider, "wf-1")).idempotency_hash == "h"
+
+    assert _sqlite_versions(path) == VERSIONS
+
+
+async def test_sqlite_concurrent_initialization(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    providers = [SQLitePersistenceProvider(path, timeout=30) for _ in range(4)]
+    try:
+        await asyncio.gather(*(provider.initialize() for provider in providers))
+        await providers[0].create_workflow(make_record("wf-1"))
+        assert (await load(providers[3], "wf-1")).id == "wf-1"
+    finally:
+        for provider in providers:
+            await provider.close()
+    assert _sqlite_versions(path) == VERSIONS
+
+
+@pytest.mark.postgres
+async def test_postgres_concurrent_initialization(postgres_url: str, postgres_schema: str) -> None:
+    providers = [
+        PostgresPersistenceProvider(
+            postgres_url, schema=postgres_schema, pool_min_size=1, pool_max_size=2
+        )
+        for _ in range(4)
+    ]
+    try:
+        await asyncio.gather(*(provider.initialize() for provider in providers))
+        await providers[0].create_workflow(make_record("wf-1"))
+        assert (await load(providers[3], "wf-1")).id == "wf-1"
+        await providers[1].initialize()
+        rows = await providers[2].pool.fetch(
+            "SELECT version, name FROM schema_migrations ORDER BY version"
+        )
+    finally:
+        for provider in providers:
+            await provider.close()
+    assert [tuple(row) for row in rows] == [(1, "init"), (2, "query_api")]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("files", [["0001_init"], ["0001_init", "0002_query_api"]])
+async def test_postgres_adopts_a_schema_built_by_hand(
+    postgres_url: str, postgres_schema: str, files: list[str]
+) -> None:
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
+        await conn.execute(f'SET search_path TO "{postgres_schema}"')
+        for name in files:
+            await conn.execute(_migration_sql(f"{name}.postgres.sql"))
+    finally:
+        await conn.close()
+
+    provider = PostgresPersistenceProvider(
+        postgres_url, schema=postgres_schema, pool_min_size=1, pool_max_size=2
+    )
+    async with provider:
+        await provider.create_workflow(make_record("wf-1", idempotency_hash="h"))
+        assert (await load(provider, "wf-1")).idempotency_hash == "h"
+        versions = await provider.pool.fetch("SELECT version FROM schema_migrations")
+    assert sorted(row[0] for row in versions) == VERSIONS
+
+
+# -- upgrading a database built by an earlier release ----------------------------------------
+
+
+async def test_sqlite_upgrade_from_0001_keeps_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.db"
+    with monkeypatch.context() as patch:
+        _only_the_first_migration(patch)
+        async with SQLitePersistenceProvider(path):
+            pass
+    assert _sqlite_versions(path) == [1]
+    assert QUERY_INDEX not in _sqlite_indexes(path)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "INSERT INTO workflow_executions (id, seq, workflow_type, workflow_version, "
+            "definition_snapshot, state_model_path, status, state, current_step, "
+            "current_step_index, owner_id, org_id, idempotency_key, created_at, updated_at) "
+            "VALUES ('old-1', 1, 'OrderFlow', '1.0', '{\"steps\": []}', 'm.State', "
+            "'WAITING_HUMAN', '{\"order_id\": \"old-1\"}', 'approve', 2, 'alice', 'acme', "
+            "'key-old', ?, ?)",
+            (OLD_CREATED_AT.isoformat(timespec="microseconds"),) * 2,
+        )
+    conn.close()
+
+    async with SQLitePersistenceProvider(path) as provider:
+        old = await load(provider, "old-1")
+        assert (old.idempotency_key, old.idempotency_hash) == ("key-old", None)
+        assert (old.status, old.state, old.current_step_index) == (
+            "WAITING_HUMAN",
+            {"order_id": "old-1"},
+            2,
+        )
+        assert (old.owner_id, old.org_id, old.created_at) == ("alice", "acme", OLD_CREATED_AT)
+        assert [r.id for r in await provider.list_workflows(org_id="acme")] == ["old-1"]
+        # The key keeps its owner; the row of a new workflow has a hash.
+        assert (await provider.create_workflow(make_record("n", idempotency_key="key-old"))).id == (
+            "old-1"
+        )
+        await provider.create_workflow(make_record("new-1", idempotency_hash="h"))
+        assert (await load(provider, "new-1")).idempotency_hash == "h"
+
+    assert _sqlite_versions(path) == VERSIONS
+    indexes = _sqlite_indexes(path)
+    assert indexes[QUERY_INDEX] == ["org_id", "created_at"]
+    assert _leading_columns(indexes) >= LIST_FILTER_COLUMNS
+
+
+@pytest.mark.postgres
+async def test_postgres_upgrade_from_0001_keeps_the_rows(
+    postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
+        await conn.execute(f'SET search_path TO "{postgres_schema}"')
+        with monkeypatch.context() as patch:
+            _only_the_first_migration(patch)
+            assert await _migrations.migrate_postgres(conn) == [1]
+        assert QUERY_INDEX not in await _postgres_indexes(conn, postgres_schema)
+        await conn.execute(
+            "INSERT INTO workflow_executions (id, workflow_type, workflow_version, "
+            "definition_snapshot, state_model_path, status, state, current_step, "
+            "current_step_index, owner_id, org_id, idempotency_key, created_at, updated_at) "
+            "VALUES ('old-1', 'OrderFlow', '1.0', '{\"steps\": []}', 'm.State', "
+            "'WAITING_HUMAN', '{\"order_id\": \"old-1\"}', 'approve', 2, 'alice', 'acme', "
+            "'key-old', $1, $1)",
+            OLD_CREATED_AT,
+        )
+    finally:
+        await conn.close()
+
+    provider = PostgresPersistenceProvider(
+        postgres_url, schema=postgres_schema, pool_min_size=1, pool_max_size=2
+    )
+    async with provider:
+        old = await load(provider, "old-1")
+        assert (old.idempotency_key, old.idempotency_hash) == ("key-old", None)
+        assert (old.status, old.state, old.current_step_index) == (
+            "WAITING_HUMAN",
+            {"order_id": "old-1"},
+            2,
+        )
+        assert (old.owner_id, old.org_id, old.created_at) == ("alice", "acme", OLD_CREATED_AT)
+        assert [r.id for r in await provider.list_workflows(org_id="acme")] == ["old-1"]
+        assert (await provider.create_workflow(make_record("n", idempotency_key="key-old"))).id == (
+            "old-1"
+        )
+        await provider.create_workflow(make_record("new-1", idempotency_hash="h"))
+        assert (await load(provider, "new-1")).idempotency_hash == "h"
+        versions = await provider.pool.fetch("SELECT version FROM schema_migrations")
+        indexes = await _postgres_indexes(provider.pool, postgres_schema)
+
+    assert sorted(row[0] for row in versions) == VERSIONS
+    assert indexes[QUERY_INDEX] == ["org_id", "created_at"]
+    assert _leading_columns(indexes) >= LIST_FILTER_COLUMNS
+
+
+# -- dialect parity --------------------------------------------------------------------------
+
+
+def _sqlite_columns(path: str) -> dict[str, dict[str, bool]]:
+    conn = sqlite3.connect(path)
+    try:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return {
+            table: {row[1]: not row[3] for row in conn.execute(f"PRAGMA table_info('{table}')")}
+            for table in tables
+        }
+    finally:
+        conn.close()
+
+
+@pytest.mark.postgres
+async def test_schema_parity_between_sqlite_and_postgres(
+    sqlite_store: SQLitePersistenceProvider,
+    postgres_store: PostgresPersistenceProvider,
+    postgres_schema: str,
+) -> None:
+    sqlite_columns = _sqlite_columns(sqlite_store.db_path)
+    rows = await postgres_store.pool.fetch(
+        "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = $1",
+        postgres_schema,
+    )
+    postgres_columns: dict[str, dict[str, bool]] = {}
+    for row in rows:
+        postgres_columns.setdefault(row["table_name"], {})[row["column_name"]] = (
+            row["is_nullable"] == "YES"
+        )
+
+    assert set(sqlite_columns) == set(postgres_columns)
+    assert {
+        "workflow_executions",
+        "workflow_audit_log",
+        "workflow_execution_logs",
+        "workflow_metrics",
+        "workflow_heartbeats",
+        "compensation_log",
+        "tasks",
+        "scheduled_workflows",
+        "schema_migrations",
+    } <= set(sqlite_columns)
+    assert sqlite_columns == postgres_columns  # the same columns, equally nullable
+    assert sqlite_columns["workflow_executions"]["idempotency_hash"] is True  # nullable
+
+
+@pytest.mark.postgres
+async def test_index_parity_between_sqlite_and_postgres(
+    sqlite_store: SQLitePersistenceProvider,
+    postgres_store: PostgresPersistenceProvider,
+    postgres_schema: str,
+) -> None:
+    sqlite_indexes = {
+        name: columns
+        for name, columns in _sqlite_indexes(sqlite_store.db_path).items()
+        if name.startswith("ix_") and name != "ix_workflow_executions_seq"  # SQLite's own seq
+    }
+    postgres_indexes = {
+        name: columns
+        for name, columns in (await _postgres_indexes(postgres_store.pool, postgres_schema)).items()
+        if name.startswith("ix_")
+    }
+    assert sqlite_indexes == postgres_indexes
+    assert _leading_columns(sqlite_indexes) >= LIST_FILTER_COLUMNS
