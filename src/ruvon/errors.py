@@ -10,6 +10,10 @@ documentation catch as ``ValueError`` also derive from ``ValueError``::
     ├── WorkflowStateError (ValueError)      the operation is not allowed in the workflow's status
     │   └── InvalidTransitionError           a status change the transition table forbids
     ├── InvalidInputError (ValueError)       user input failed the step's input_model
+    ├── StepResultError (ValueError)         a step returned what cannot be merged or stored
+    ├── StateValidationError (ValueError)    a step left the state invalid (nothing committed)
+    ├── StoredStateError (ValueError)        a stored state no longer validates against its model
+    ├── IdempotencyConflictError (ValueError)  a reused idempotency key with different data
     ├── UnknownWorkflowTypeError (ValueError)  the registry has no such workflow type
     ├── NoRouteMatchedError (ValueError)     a DECISION step found no route
     ├── JumpTargetError (ValueError)         a jump names a step that does not exist
@@ -40,11 +44,15 @@ class DefinitionIssue:
     line: int | None = None
     step: str | None = None
     key: str | None = None
+    column: int | None = None
+    """1-based, when the problem is at a known column (YAML syntax errors)."""
 
     def __str__(self) -> str:
         where = self.file or "<definition>"
         if self.line is not None:
             where = f"{where}:{self.line}"
+            if self.column is not None:
+                where = f"{where}:{self.column}"
         parts = [where]
         if self.step is not None:
             parts.append(f"step '{self.step}'")
@@ -93,6 +101,73 @@ class InvalidInputError(RuvonError, ValueError):
     def __init__(self, step_name: str, detail: str) -> None:
         self.step_name = step_name
         super().__init__(f"Invalid input for step '{step_name}': {detail}")
+
+
+class StepResultError(RuvonError, ValueError):
+    """A step returned something that cannot become part of its workflow: not a dict, or a
+    value the JSON codec cannot store. The step fails; nothing it returned is committed."""
+
+    def __init__(self, step_name: str, detail: str, *, key: str | None = None) -> None:
+        self.step_name = step_name
+        self.key = key
+        super().__init__(f"Step '{step_name}' {detail}")
+
+
+class StateValidationError(RuvonError, ValueError):
+    """A state does not validate against the state model: the initial data of a new workflow,
+    or the state a step left behind (e.g. a field assigned in place with a wrong value). Nothing
+    is stored; when a step caused it, the step fails and the committed state stands.
+    ``errors`` lists each problem as ``field: reason``."""
+
+    def __init__(
+        self,
+        errors: Sequence[str],
+        *,
+        model: str,
+        step_name: str | None = None,
+        workflow_type: str | None = None,
+    ) -> None:
+        self.errors = list(errors)
+        self.step_name = step_name
+        self.workflow_type = workflow_type
+        if step_name is not None:
+            head = f"Step '{step_name}' left a state that does not validate as {model}"
+        elif workflow_type is not None:
+            head = f"Initial data for workflow type '{workflow_type}' does not validate as {model}"
+        else:
+            head = f"The state does not validate as {model}"
+        super().__init__(f"{head}: {'; '.join(self.errors)}")
+
+
+class StoredStateError(RuvonError, ValueError):
+    """The state stored with a workflow no longer validates against its state model (e.g. the
+    model changed). ``raw_state`` holds what is stored; the run can still be cancelled."""
+
+    def __init__(
+        self, workflow_id: str, model: str, errors: Sequence[str], raw_state: object
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.errors = list(errors)
+        self.raw_state = raw_state
+        super().__init__(
+            f"The stored state of workflow '{workflow_id}' does not validate as {model}: "
+            f"{'; '.join(errors)}. Inspect it with load_workflow(..., validate_state=False) "
+            "(the raw state is in .state) and cancel it, or fix the model."
+        )
+
+
+class IdempotencyConflictError(RuvonError, ValueError):
+    """An idempotency key was reused with different initial data: the key names another run."""
+
+    def __init__(self, key: str, workflow_id: str, workflow_type: str) -> None:
+        self.idempotency_key = key
+        self.workflow_id = workflow_id
+        self.workflow_type = workflow_type
+        super().__init__(
+            f"Idempotency key '{key}' already belongs to workflow '{workflow_id}' "
+            f"({workflow_type}) started with different initial data; use a new key for a "
+            "new request, or the same data to get the existing workflow."
+        )
 
 
 class UnknownWorkflowTypeError(RuvonError, ValueError):
@@ -164,3 +239,18 @@ class DuplicateIdempotencyKeyError(PersistenceError):
     def __init__(self, key: str) -> None:
         self.idempotency_key = key
         super().__init__(f"Idempotency key '{key}' is already used by another workflow.")
+
+
+class DefinitionWarning(UserWarning):
+    """A definition that loads but probably does not do what its author meant (a branch that
+    falls through into another branch). ``issue`` says where.
+
+    Ruvon does not call :func:`warnings.warn` with it: warnings are kept on the compiled
+    definition, logged once by the builder (logger ``ruvon.definition``) and returned by
+    ``WorkflowBuilder.validate()``. Applications that want them as Python warnings can call
+    ``warnings.warn(DefinitionWarning(issue))`` themselves.
+    """
+
+    def __init__(self, issue: DefinitionIssue) -> None:
+        self.issue = issue
+        super().__init__(str(issue))

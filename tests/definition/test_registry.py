@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ruvon import DefinitionError, WorkflowStatus
+from ruvon import DefinitionError, UnknownWorkflowTypeError, WorkflowStatus
 from ruvon.builder import WorkflowBuilder
 from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 from tests.support.config import STATE_MODEL, ConfigDir, workflow
@@ -144,6 +144,61 @@ async def test_an_inline_registry_entry_runs(tmp_path: Path) -> None:
     assert workflow_.state.visited == ["Start"]
 
 
+@pytest.mark.parametrize("key", ["initial_state_model_path", "initial_state_model"])
+def test_a_bad_state_model_in_a_registry_entry_is_reported_in_the_registry(
+    tmp_path: Path, key: str
+) -> None:
+    (tmp_path / "loan.yaml").write_text(
+        f"workflow_type: Loan\nsteps:\n  - name: Start\n    function: {S}.mark\n",
+        encoding="utf-8",
+    )
+    path = write_registry(
+        tmp_path,
+        f"workflows:\n  - type: Loan\n    config_file: loan.yaml\n    {key}: {S}.OrderStat\n",
+    )
+
+    with pytest.raises(DefinitionError) as caught:
+        WorkflowBuilder(path).validate("Loan")
+
+    (issue,) = caught.value.issues
+    assert (issue.file, issue.line, issue.key) == (str(path), line_of(path, "OrderStat"), key)
+    assert issue.message == (
+        f"cannot import '{S}.OrderStat': '{S}' has no attribute 'OrderStat' "
+        "(in the registry entry of type 'Loan')"
+    )
+    assert f"{path}:{issue.line}, key '{key}': cannot import" in str(caught.value)
+
+
+def test_other_values_from_a_registry_entry_are_reported_in_the_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUVON_TEST_UNSET", raising=False)
+    (tmp_path / "loan.yaml").write_text(
+        f"workflow_type: Loan\nsteps:\n  - name: Start\n    function: {S}.mark\n",
+        encoding="utf-8",
+    )
+    path = write_registry(
+        tmp_path,
+        "workflows:\n"
+        "  - type: Loan\n"
+        "    config_file: loan.yaml\n"
+        f"    initial_state_model: {STATE_MODEL}\n"
+        "    saga_mode: perhaps\n"
+        "    description: ${RUVON_TEST_UNSET}\n"
+        "    workflow_version: ${RUVON_TEST_UNSET}\n",
+    )
+
+    with pytest.raises(DefinitionError) as caught:
+        WorkflowBuilder(path).validate("Loan")
+
+    found = {(i.file, i.line, i.key) for i in caught.value.issues}
+    assert found == {
+        (str(path), line_of(path, "saga_mode"), "saga_mode"),
+        (str(path), line_of(path, "workflow_version"), "workflow_version"),
+    }
+    assert all("(in the registry entry of type 'Loan')" in i.message for i in caught.value.issues)
+
+
 def test_the_state_model_may_come_from_the_registry(config: ConfigDir) -> None:
     # The registry entry names the state model; the file does not.
     config.write("Plain", f"workflow_type: Plain\nsteps:\n  - name: A\n    function: {S}.mark\n")
@@ -173,8 +228,47 @@ async def test_a_file_is_found_by_its_workflow_type(tmp_path: Path) -> None:
         found.id
     )
     assert loaded.status is WorkflowStatus.COMPLETED
-    with pytest.raises(ValueError, match=r"^Workflow type 'Missing' not found in registry\.$"):
+    with pytest.raises(ValueError, match=r"^Workflow type 'Missing' not found in registry\. "):
         await builder.create_workflow("Missing", {"order_id": "D2"})
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["empty-dir", "missing-dir"])
+async def test_without_a_registry_an_unknown_type_says_where_the_builder_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exists: bool
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config_dir = tmp_path / "workflows"
+    if exists:
+        config_dir.mkdir()
+        (config_dir / "other.yaml").write_text(workflow("Other", ONE_STEP), encoding="utf-8")
+    builder = WorkflowBuilder(
+        config_dir=config_dir, persistence_provider=MemoryPersistenceProvider()
+    )
+
+    with pytest.raises(UnknownWorkflowTypeError) as caught:
+        await builder.create_workflow("Missing", {"order_id": "D3"})
+
+    registries = [config_dir / "workflow_registry.yaml", tmp_path / "config/workflow_registry.yaml"]
+    tried = " and ".join(str(registry) for registry in registries)
+    scanned = (
+        f"no *.yaml or *.yml file in {config_dir} has 'workflow_type: Missing'"
+        if exists
+        else f"the config directory {config_dir} does not exist"
+    )
+    assert str(caught.value) == (
+        "Workflow type 'Missing' not found in registry. "
+        f"No registry file exists (looked for {tried}), and {scanned}."
+    )
+    assert caught.value.workflow_type == "Missing"
+
+
+def test_with_a_registry_an_unknown_type_names_only_the_type(config: ConfigDir) -> None:
+    config.write("Known", workflow("Known", ONE_STEP))
+
+    with pytest.raises(UnknownWorkflowTypeError) as caught:
+        config.builder().validate("Missing")
+
+    assert str(caught.value) == "Workflow type 'Missing' not found in registry."
 
 
 # -- substitution ---------------------------------------------------------------------------

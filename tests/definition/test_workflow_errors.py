@@ -219,28 +219,6 @@ def test_an_invalid_input_model(config: ConfigDir) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("workflow_type: S\nsteps:\n  - name: A\n    function: x\n   bad: indentation\n", "bad:"),
-        ('workflow_type: S\ndescription: "unclosed\nsteps: []\n', "unclosed"),
-        ("workflow_type: S\nsteps: [1, 2\nother: 3\n", "other: 3"),
-    ],
-    ids=["indentation", "unclosed-quote", "unclosed-list"],
-)
-def test_invalid_yaml_syntax_names_the_line(config: ConfigDir, text: str, fragment: str) -> None:
-    path = config.write("S", text)
-
-    with pytest.raises(DefinitionError) as caught:
-        config.builder().validate("S")
-
-    (issue,) = caught.value.issues
-    assert issue.message.startswith("invalid YAML: ")
-    assert issue.file == str(path)
-    assert issue.line == line_of(path, fragment)
-    assert f"{path}:{issue.line}: invalid YAML" in str(caught.value)
-
-
-@pytest.mark.parametrize(
     "steps",
     [
         f"""

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from ruvon.definition.branches import fall_through_warnings
 from ruvon.definition.loader import LineMap, YamlPath, import_callable
 from ruvon.definition.schema import (
     LoopStep,
@@ -17,6 +18,7 @@ from ruvon.definition.schema import (
     StepDefinition,
     WorkflowDefinition,
 )
+from ruvon.definition.state_refs import check_state_references
 from ruvon.definition.validate import check_definition
 from ruvon.errors import DefinitionError, DefinitionIssue
 from ruvon.models import StepKind, WorkflowStep
@@ -107,6 +109,9 @@ class CompiledWorkflow:
     state_model: type[BaseModel] | type[dict[str, Any]]
     steps: tuple[CompiledStep, ...]
     index_by_name: Mapping[str, int]
+    warnings: tuple[DefinitionIssue, ...] = ()
+    """Problems that do not stop the definition from loading (a branch falling through into
+    another branch); the builder logs them once when it compiles the type."""
 
     @property
     def workflow_type(self) -> str:
@@ -319,6 +324,8 @@ def compile_workflow(
             "initial_state_model" if "initial_state_model" in raw else "initial_state_model_path"
         )
         state_model = _model_class(model_path, (key,), lines, issues, None)
+    if state_model is not None:
+        issues.extend(check_state_references(valid, state_model, lines, evaluator))
 
     if issues or definition is None or state_model is None:
         raise DefinitionError(issues, source=lines.file)
@@ -328,4 +335,5 @@ def compile_workflow(
         state_model=state_model,
         steps=tuple(compiled_steps),
         index_by_name={step.name: step.index for step in compiled_steps},
+        warnings=tuple(fall_through_warnings(definition.steps, lines)),
     )

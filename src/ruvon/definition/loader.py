@@ -14,9 +14,11 @@ from typing import Any
 
 import yaml
 
+from ruvon.definition.yaml_errors import yaml_issue
 from ruvon.errors import DefinitionError, DefinitionIssue
 
 __all__ = [
+    "Borrowed",
     "LineMap",
     "SourceDocument",
     "clear_import_cache",
@@ -34,6 +36,9 @@ class LineMap:
 
     file: str | None
     lines: dict[YamlPath, int] = field(default_factory=dict)
+    borrowed: dict[str, Borrowed] = field(default_factory=dict)
+    """Top-level keys whose values came from another document (a registry entry): issues at
+    or under them are located there."""
 
     def line_of(self, path: YamlPath) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one."""
@@ -46,8 +51,25 @@ class LineMap:
     def issue(
         self, message: str, path: YamlPath = (), *, step: str | None = None, key: str | None = None
     ) -> DefinitionIssue:
-        """A :class:`DefinitionIssue` located at ``path`` in this document."""
+        """A :class:`DefinitionIssue` located at ``path`` in this document (or, for a borrowed
+        key, in the document it came from)."""
+        origin = self.borrowed.get(path[0]) if path and isinstance(path[0], str) else None
+        if origin is not None:
+            return origin.lines.issue(
+                f"{message} ({origin.note})", (*origin.base, *path), step=step, key=key
+            )
         return DefinitionIssue(message, file=self.file, line=self.line_of(path), step=step, key=key)
+
+
+@dataclass(frozen=True)
+class Borrowed:
+    """Where a key of a combined document really is: under ``base`` in ``lines``."""
+
+    lines: LineMap
+    base: YamlPath
+    note: str
+    """Appended to the messages of issues located there, e.g. "in the registry entry of type
+    'Loan'"."""
 
 
 @dataclass
@@ -73,26 +95,18 @@ def _record_lines(node: yaml.Node, path: YamlPath, lines: dict[YamlPath, int]) -
 def read_yaml(text: str, file: str | None = None) -> SourceDocument:
     """Parse YAML text, keeping the line of every key; syntax errors become a DefinitionError."""
     lines = LineMap(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters first: may raise a ReaderError
+    except yaml.YAMLError as exc:
+        raise DefinitionError([yaml_issue(exc, text, file)], source=file) from None
     try:
         node = loader.get_single_node()
         if node is None:
             return SourceDocument(None, lines)
         _record_lines(node, (), lines.lines)
         data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
-            # The file ended inside a construct: point at where the construct starts.
-            mark = exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        reason = " ".join(part for part in (exc.context, exc.problem) if part)
-        issue = DefinitionIssue(f"invalid YAML: {reason}", file=file, line=line)
-        raise DefinitionError([issue], source=file) from None
     except yaml.YAMLError as exc:
-        raise DefinitionError(
-            [DefinitionIssue(f"invalid YAML: {exc}", file=file)], source=file
-        ) from None
+        raise DefinitionError([yaml_issue(exc, text, file)], source=file) from None
     finally:
         loader.dispose()
     return SourceDocument(data, lines)
