@@ -3,21 +3,24 @@ creates and loads workflows with the providers it is given (the SDK's compositio
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from ruvon.definition.compiled import CompiledWorkflow, compile_workflow
+from ruvon.definition.compiled import CallSpec, CompiledWorkflow, compile_workflow
 from ruvon.definition.loader import _IMPORT_CACHE as IMPORT_CACHE
 from ruvon.definition.loader import (
+    Borrowed,
     LineMap,
     SourceDocument,
     clear_import_cache,
@@ -30,6 +33,7 @@ from ruvon.definition.schema import RegistryFile, WorkflowDefinition
 from ruvon.errors import (
     DefinitionError,
     DefinitionIssue,
+    IdempotencyConflictError,
     UnknownWorkflowTypeError,
     WorkflowNotFoundError,
 )
@@ -42,6 +46,7 @@ from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
 from ruvon.providers.persistence import AuditEvent, PersistenceProvider, WorkflowRecord
 from ruvon.providers.template_engine import TemplateEngine
+from ruvon.serialization import jsonable
 from ruvon.settings import persistence_from_url
 from ruvon.state import dump_state, new_state
 from ruvon.workflow import Workflow
@@ -49,6 +54,8 @@ from ruvon.workflow import Workflow
 __all__ = ["WorkflowBuilder"]
 
 logger = logging.getLogger("ruvon.builder")
+definition_logger = logging.getLogger("ruvon.definition")
+"""Where the warnings of a compiled definition are logged, once per compilation."""
 
 _REGISTRY_ONLY_KEYS = frozenset(
     {"type", "config_file", "requires", "deprecated", "deprecation_date", "remove_after_date"}
@@ -67,6 +74,20 @@ _WORKFLOW_KEYS = frozenset(
     )
 )
 """The top-level keys of a workflow file (aliases included)."""
+
+
+def _payload_digest(workflow_type: str, initial_data: Mapping[str, Any] | None) -> str:
+    """What an idempotency key is stored with: a digest of the type and the initial data as
+    given (before defaults are filled in, so a default_factory does not make it differ)."""
+    try:
+        payload = orjson.dumps(
+            [workflow_type, initial_data or {}],
+            default=lambda value: jsonable(value),
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+        )
+    except TypeError:
+        payload = repr((workflow_type, initial_data)).encode()
+    return hashlib.sha256(payload).hexdigest()
 
 
 def _issue_error(message: str, file: str | None = None) -> DefinitionError:
@@ -116,6 +137,9 @@ class WorkflowBuilder:
         self._snapshots: dict[str, CompiledWorkflow] = {}
         self._registry_lines: LineMap | None = None
         self._registry_positions: dict[str, int] = {}
+        self._step_overrides: dict[tuple[str | None, str], CallSpec] = {}
+        self._registry_candidates: list[Path] = []
+        """The registry files looked for (none existed) when no registry was given."""
 
         registry_path: Path | None = None
         if isinstance(workflow_registry, (str, os.PathLike)):
@@ -133,6 +157,8 @@ class WorkflowBuilder:
                 if candidate.is_file():
                     registry_path = candidate
                     break
+                if candidate.absolute() not in self._registry_candidates:
+                    self._registry_candidates.append(candidate.absolute())
         self.registry_path = registry_path
         self.registry: dict[str, dict[str, Any]] = (
             self._read_registry(registry_path)
@@ -207,6 +233,21 @@ class WorkflowBuilder:
                 return path
         return None
 
+    def _unknown_type(self, workflow_type: str) -> UnknownWorkflowTypeError:
+        """The error for a type found nowhere; without a registry it says where the builder
+        looked (with one, the registry is where the type belongs)."""
+        error = UnknownWorkflowTypeError(workflow_type)
+        if self.registry_path is None and self._registry_candidates:
+            tried = " and ".join(str(path) for path in self._registry_candidates)
+            directory = self.config_dir.absolute()
+            scanned = (
+                f"no *.yaml or *.yml file in {directory} has 'workflow_type: {workflow_type}'"
+                if directory.is_dir()
+                else f"the config directory {directory} does not exist"
+            )
+            error.args = (f"{error} No registry file exists (looked for {tried}), and {scanned}.",)
+        return error
+
     def _source(self, workflow_type: str) -> tuple[dict[str, Any], LineMap, list[DefinitionIssue]]:
         """The resolved configuration of a type (registry entry + file, substituted), and the
         problems found on the way (reported together with the file's other problems)."""
@@ -221,7 +262,7 @@ class WorkflowBuilder:
         if entry is None:
             found = self._scan_for_type(workflow_type)
             if found is None:
-                raise UnknownWorkflowTypeError(workflow_type)
+                raise self._unknown_type(workflow_type)
             entry = {"type": workflow_type}
             document = read_yaml_file(found)
         elif entry.get("config_file"):
@@ -270,6 +311,12 @@ class WorkflowBuilder:
                 raw.pop("initial_state_model")
             else:
                 raw.pop("initial_state_model_path")
+        if entry.get("config_file"):
+            # Keys that came from the registry entry are reported there, not in the file.
+            note = f"in the registry entry of type '{workflow_type}'"
+            for key in raw:
+                if key in base and key not in document.data:
+                    lines.borrowed[key] = Borrowed(registry_lines, entry_path, note)
         declared = raw.setdefault("workflow_type", workflow_type)
         if declared != workflow_type:
             issues.append(
@@ -308,11 +355,14 @@ class WorkflowBuilder:
                 compiled = compile_workflow(raw, lines, self.expression_evaluator)
             except DefinitionError as exc:
                 # A value left unsubstituted also fails where it is used: report it once.
-                spots = {(issue.line, issue.key) for issue in issues}
-                rest = [i for i in exc.issues if (i.line, i.key) not in spots]
+                spots = {(issue.file, issue.line, issue.key) for issue in issues}
+                rest = [i for i in exc.issues if (i.file, i.line, i.key) not in spots]
                 raise DefinitionError([*issues, *rest], source=lines.file) from None
             if issues:
                 raise DefinitionError(issues, source=lines.file)
+            for warning in compiled.warnings:
+                definition_logger.warning("%s", warning)
+            compiled = self._overridden(compiled)
             self._compiled[workflow_type] = compiled
             self._snapshots[self._snapshot_key(compiled.snapshot)] = compiled
         return compiled
@@ -325,8 +375,38 @@ class WorkflowBuilder:
             compiled = compile_workflow(
                 record.definition_snapshot, lines, self.expression_evaluator
             )
+            compiled = self._overridden(compiled)
             self._snapshots[key] = compiled
         return compiled
+
+    def override_step(
+        self,
+        step_name: str,
+        func: Callable[..., Any],
+        *,
+        workflow_type: str | None = None,
+    ) -> None:
+        """Run ``func`` instead of the function of every step called ``step_name`` (of
+        ``workflow_type`` only, if given) in the workflows this builder creates or loads from
+        now on. For tests: other builders, and the imported module, are untouched."""
+        target = "override" if workflow_type is None else f"override of {workflow_type}"
+        self._step_overrides[(workflow_type, step_name)] = CallSpec.of(
+            func, f"{target}.{step_name}"
+        )
+        # Compiled definitions are per builder: recompile with the override.
+        self._compiled.clear()
+        self._snapshots.clear()
+
+    def _overridden(self, compiled: CompiledWorkflow) -> CompiledWorkflow:
+        if not self._step_overrides:
+            return compiled
+        steps = []
+        for step in compiled.steps:
+            spec = self._step_overrides.get(
+                (compiled.workflow_type, step.name)
+            ) or self._step_overrides.get((None, step.name))
+            steps.append(step if spec is None else dataclasses.replace(step, function=spec))
+        return dataclasses.replace(compiled, steps=tuple(steps))
 
     @staticmethod
     def _snapshot_key(snapshot: Mapping[str, Any]) -> str:
@@ -353,21 +433,25 @@ class WorkflowBuilder:
         """The ``workflow_version`` of the type's current file."""
         return self._compile(workflow_type).definition.workflow_version
 
-    def validate(self, workflow_type: str | None = None) -> None:
+    def validate(self, workflow_type: str | None = None) -> list[DefinitionIssue]:
         """Load and check one type (or every registered type); raise a DefinitionError that
-        lists the problems of every file."""
+        lists the problems of every file.
+
+        Returns the warnings (definitions that load but look wrong, such as a branch falling
+        through into another branch) of the types checked; they never fail loading.
+        """
         if workflow_type is not None:
-            self._compile(workflow_type)
-            return
-        types = self.list_workflow_types()
+            return list(self._compile(workflow_type).warnings)
         issues: list[DefinitionIssue] = []
-        for name in types:
+        warnings: list[DefinitionIssue] = []
+        for name in self.list_workflow_types():
             try:
-                self._compile(name)
+                warnings.extend(self._compile(name).warnings)
             except DefinitionError as exc:
                 issues.extend(exc.issues)
         if issues:
             raise DefinitionError(issues)
+        return warnings
 
     def reload_workflow_type(
         self, workflow_type: str, yaml_content: str | None = None
@@ -441,6 +525,8 @@ class WorkflowBuilder:
         evaluator_cls: type[Any] | None = None,
         template_cls: type[Any] | None = None,
         state: Any = None,
+        *,
+        validate_state: bool = True,
     ) -> Workflow:
         return Workflow.from_record(
             compiled,
@@ -451,6 +537,7 @@ class WorkflowBuilder:
             template_engine=template_cls() if template_cls else self.template_engine,
             workflow_observer=observer if observer is not None else self.workflow_observer,
             state=state,
+            validate_state=validate_state,
         )
 
     async def create_workflow(
@@ -474,14 +561,16 @@ class WorkflowBuilder:
     ) -> Workflow:
         """Create a workflow, store it (status ACTIVE, first step next) and return it.
 
-        Raises ValueError for an unknown type, DefinitionError for an invalid file and pydantic's
-        ValidationError for invalid ``initial_data`` (nothing is stored then). With an
-        ``idempotency_key`` already in use, the existing workflow is returned instead.
+        Raises UnknownWorkflowTypeError for an unknown type, DefinitionError for an invalid
+        file and StateValidationError (naming the type and each field) for invalid
+        ``initial_data``; nothing is stored then. With an ``idempotency_key`` already in use,
+        the existing workflow is returned if it was started with the same type and
+        ``initial_data``, and IdempotencyConflictError is raised if not.
         """
         if workflow_builder is not None and workflow_builder is not self:
             logger.warning("create_workflow(workflow_builder=...) names another builder; ignored")
         compiled = self._compile(workflow_type)
-        state = new_state(compiled.state_model, initial_data)
+        state = new_state(compiled.state_model, initial_data, workflow_type)
         persistence = await self._persistence(
             persistence_provider, execution_provider, workflow_observer
         )
@@ -504,6 +593,9 @@ class WorkflowBuilder:
             data_region=data_region,
             priority=5 if priority is None else priority,
             idempotency_key=idempotency_key,
+            idempotency_hash=(
+                _payload_digest(workflow_type, initial_data) if idempotency_key else None
+            ),
         )
         started = AuditEvent(
             "WORKFLOW_STARTED",
@@ -513,7 +605,12 @@ class WorkflowBuilder:
         )
         stored = await persistence.create_workflow(record, [started])
         if stored.id != record.id:
-            # The idempotency key belongs to an existing workflow: that one is the answer.
+            # The idempotency key belongs to an existing workflow: that one is the answer, if
+            # it was asked for with the same payload (rows from before the hash: trusted).
+            if stored.idempotency_hash not in (None, record.idempotency_hash):
+                raise IdempotencyConflictError(
+                    str(idempotency_key), stored.id, stored.workflow_type
+                )
             compiled = self._compile_snapshot(stored)
         workflow = self._workflow(
             compiled,
@@ -546,9 +643,12 @@ class WorkflowBuilder:
         persistence_provider: PersistenceProvider | None = None,
         execution_provider: ExecutionProvider | None = None,
         workflow_observer: object | None = None,
+        validate_state: bool = True,
     ) -> Workflow:
         """Load a stored workflow. It runs from its own definition snapshot, whatever the
-        current YAML says. Raises WorkflowNotFoundError."""
+        current YAML says. Raises WorkflowNotFoundError, and StoredStateError if the stored
+        state no longer validates against its model; with ``validate_state=False`` such a
+        workflow loads with the raw stored dict as ``state``, to inspect and cancel."""
         persistence = await self._persistence(
             persistence_provider, execution_provider, workflow_observer
         )
@@ -556,7 +656,73 @@ class WorkflowBuilder:
         if record is None:
             raise WorkflowNotFoundError(workflow_id)
         compiled = self._compile_snapshot(record)
-        return self._workflow(compiled, record, persistence, execution_provider, workflow_observer)
+        return self._workflow(
+            compiled,
+            record,
+            persistence,
+            execution_provider,
+            workflow_observer,
+            validate_state=validate_state,
+        )
+
+    async def list_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        parent_workflow_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        persistence_provider: PersistenceProvider | None = None,
+    ) -> list[WorkflowRecord]:
+        """The stored workflows matching every given filter, newest first, as records (nothing
+        is compiled or loaded: load one with :meth:`load_workflow` to drive it).
+
+        ``status`` is one status or several; ``created_after`` (inclusive) and
+        ``created_before`` (exclusive) must be timezone-aware. Raises ``ValueError`` for an
+        unknown status, a naive datetime or a negative ``limit``/``offset``.
+        """
+        persistence = await self._persistence(persistence_provider)
+        return await persistence.list_workflows(
+            status=status,
+            workflow_type=workflow_type,
+            owner_id=owner_id,
+            org_id=org_id,
+            parent_workflow_id=parent_workflow_id,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def count_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        parent_workflow_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        persistence_provider: PersistenceProvider | None = None,
+    ) -> int:
+        """How many stored workflows match the filters of :meth:`list_workflows` (its total
+        without ``limit`` and ``offset``)."""
+        persistence = await self._persistence(persistence_provider)
+        return await persistence.count_workflows(
+            status=status,
+            workflow_type=workflow_type,
+            owner_id=owner_id,
+            org_id=org_id,
+            parent_workflow_id=parent_workflow_id,
+            created_after=created_after,
+            created_before=created_before,
+        )
 
     async def close(self) -> None:
         """Close the builder's default providers that it initialized (persistence, execution,

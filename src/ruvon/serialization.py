@@ -1,35 +1,47 @@
-"""One JSON codec for state and records (orjson)."""
+"""The one JSON codec of Ruvon (orjson): state, step results, audit data, compensation results
+and every JSON column of every store go through :func:`dumps` and :func:`loads`.
+
+It serializes what Pydantic serializes in JSON mode, the same way: ``Decimal`` as a string,
+``date``/``datetime``/``time`` as ISO 8601, ``UUID`` as a string, ``Enum`` as its value,
+models as their JSON dump, tuples and sets as lists, ``timedelta`` as an ISO duration. A value
+it cannot serialize raises ``TypeError`` (orjson's ``JSONEncodeError``);
+:func:`unserializable_path` tells where it is.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-__all__ = ["deserialize", "dumps", "loads", "serialize"]
+__all__ = ["deserialize", "dumps", "jsonable", "loads", "serialize", "unserializable_path"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _default(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    """What orjson does not know natively: Pydantic's JSON-mode conversion."""
+    try:
+        return to_jsonable_python(value)
+    except PydanticSerializationError:
+        raise TypeError(f"Type is not JSON serializable: {type(value).__name__}") from None
 
 
 def dumps(value: Any) -> bytes:
-    """Serialize to JSON bytes (datetimes, UUIDs, enums, pydantic models supported)."""
+    """Serialize to JSON bytes; ``TypeError`` for a value that cannot be serialized."""
     return orjson.dumps(value, default=_default, option=_OPTIONS)
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse JSON bytes or text."""
     return orjson.loads(data)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as it comes back from a store: plain JSON types only."""
+    return orjson.loads(dumps(value))
 
 
 def serialize(value: Any) -> str:
@@ -40,3 +52,24 @@ def serialize(value: Any) -> str:
 def deserialize(data: bytes | str) -> Any:
     """Parse a JSON string or bytes."""
     return orjson.loads(data)
+
+
+def unserializable_path(value: Any, path: str = "") -> tuple[str, str] | None:
+    """Where in ``value`` the codec fails, as (dotted path, reason), or None if it does not.
+
+    Used on the error path only: it serializes each branch again to find the culprit.
+    """
+    try:
+        dumps(value)
+    except TypeError as exc:
+        children: list[tuple[str, Any]] = []
+        if isinstance(value, Mapping):
+            children = [(str(key), item) for key, item in value.items()]
+        elif isinstance(value, (list, tuple)):
+            children = [(str(index), item) for index, item in enumerate(value)]
+        for name, item in children:
+            found = unserializable_path(item, f"{path}.{name}" if path else name)
+            if found is not None:
+                return found
+        return path, str(exc)
+    return None

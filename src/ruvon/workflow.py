@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Generator, Mapping, Sequence
@@ -20,7 +21,9 @@ from ruvon.errors import (
     InvalidInputError,
     JumpTargetError,
     NoRouteMatchedError,
+    StateValidationError,
     StepNotImplementedError,
+    StoredStateError,
     WorkflowStateError,
 )
 from ruvon.models import (
@@ -44,7 +47,15 @@ from ruvon.providers.persistence import (
 )
 from ruvon.providers.template_engine import TemplateEngine
 from ruvon.saga import compensate
-from ruvon.state import dump_state, merge_state
+from ruvon.serialization import jsonable
+from ruvon.state import (
+    check_storable,
+    describe_errors,
+    dump_state,
+    merge_state,
+    settle_state,
+    unmerged_keys,
+)
 from ruvon.steps import STEP_RUNNERS, StepOutcome, StepRun
 from ruvon.steps.routing import choose_route
 
@@ -60,6 +71,25 @@ _RUNNABLE = frozenset(
         WorkflowStatus.WAITING_HUMAN_INPUT,
     }
 )
+
+
+_warned_unmerged: set[tuple[str, str, str]] = set()
+"""(workflow type, step, key) already reported as left out of the state: warned once."""
+
+
+def _audit_input(validated: BaseModel | None, user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """The input of a call as the audit log keeps it. With an ``input_model`` it is the model's
+    JSON dump, so ``SecretStr``/``SecretBytes`` fields are masked; without one, the values as
+    given (anything the codec cannot store is kept as its ``repr``)."""
+    if validated is not None:
+        return validated.model_dump(mode="json")
+    recorded: dict[str, Any] = {}
+    for key, value in user_input.items():
+        try:
+            recorded[key] = jsonable(value)
+        except TypeError:
+            recorded[key] = repr(value)
+    return recorded
 
 
 class _Done:
@@ -88,6 +118,7 @@ class Workflow:
         template_engine: TemplateEngine,
         workflow_observer: object | None = None,
         state: Any = None,
+        validate_state: bool = True,
     ) -> None:
         if persistence_provider is None or execution_provider is None:
             raise ValueError("Workflow needs a persistence_provider and an execution_provider")
@@ -100,6 +131,10 @@ class Workflow:
         self._hub = ObserverHub(workflow_observer)
         self._lock = asyncio.Lock()
         self._last_result: dict[str, Any] | None = None
+        self._actor: str | None = None
+        self._broken: BaseException | None = None
+        """Why this object may not drive the run any more (its state is unreadable, or the
+        record of a failure could not be committed)."""
 
         self.id: str = record.id
         self.workflow_type: str = record.workflow_type
@@ -125,7 +160,17 @@ class Workflow:
         self.completed_at: datetime | None = record.completed_at
         self._committed_state: dict[str, Any] = record.state
         # ``state``, when given, is the already validated state of ``record`` (saves a parse).
-        self.state: Any = self._rebuild_state(record.state) if state is None else state
+        if state is not None:
+            self.state: Any = state
+        elif validate_state:
+            self.state = self._rebuild_state(record.state)
+        else:
+            try:
+                self.state = self._rebuild_state(record.state)
+            except StoredStateError as exc:
+                # Inspectable and cancellable, nothing else: ``state`` is the raw stored dict.
+                self.state = dict(record.state)
+                self._broken = exc
 
     @classmethod
     def from_record(
@@ -139,8 +184,13 @@ class Workflow:
         template_engine: TemplateEngine,
         workflow_observer: object | None = None,
         state: Any = None,
+        validate_state: bool = True,
     ) -> Workflow:
-        """Rebuild a workflow from its stored record and its compiled snapshot."""
+        """Rebuild a workflow from its stored record and its compiled snapshot.
+
+        Raises :class:`StoredStateError` if the stored state no longer validates; with
+        ``validate_state=False`` the workflow is built anyway, with the raw stored dict as
+        ``state``, and only :meth:`cancel` is allowed on it."""
         return cls(
             compiled,
             record,
@@ -150,6 +200,7 @@ class Workflow:
             template_engine=template_engine,
             workflow_observer=workflow_observer,
             state=state,
+            validate_state=validate_state,
         )
 
     # -- read-only views -------------------------------------------------------------------
@@ -228,7 +279,7 @@ class Workflow:
     # -- driving ---------------------------------------------------------------------------
 
     async def next_step(
-        self, user_input: Mapping[str, Any] | None = None
+        self, user_input: Mapping[str, Any] | None = None, *, actor: str | None = None
     ) -> tuple[dict[str, Any], str | None]:
         """Run the current step (and the steps ``automate_next`` chains to it).
 
@@ -236,42 +287,58 @@ class Workflow:
         (None once the workflow has ended). Waiting for input is not an error: the call returns
         with ``status`` PAUSED or WAITING_HUMAN. A failing step fails the workflow and its
         exception is re-raised with ``workflow_id``, ``step_name`` and ``workflow_status`` set.
+        ``actor`` (who asks: a user or service id) is recorded as ``user_id`` of every audit
+        entry the call writes, next to the input values.
         """
         async with self._lock:
             self._require_runnable()
             data = dict(user_input or {})
             first = True
             result: dict[str, Any] = {}
-            while True:
-                step_result, go_on = await self._run_current(data, first)
-                first = False
-                if step_result is not None:
-                    result = step_result
-                if not go_on:
-                    break
+            self._actor = actor
+            try:
+                while True:
+                    step_result, go_on = await self._run_current(data, first)
+                    first = False
+                    if step_result is not None:
+                        result = step_result
+                    if not go_on:
+                        break
+            finally:
+                self._actor = None
             return result, self.current_step_name
 
     async def run(
-        self, user_input: Mapping[str, Any] | None = None, *, max_steps: int = 100_000
+        self,
+        user_input: Mapping[str, Any] | None = None,
+        *,
+        max_steps: int = 100_000,
+        actor: str | None = None,
     ) -> WorkflowStatus:
         """Run steps until the workflow completes, fails or waits for input; return the status."""
         data: Mapping[str, Any] | None = user_input
         for _ in range(max_steps):
             if self.status is not WorkflowStatus.ACTIVE and data is None:
                 break
-            await self.next_step(data)
+            await self.next_step(data, actor=actor)
             data = None
         return self.status
 
     async def resume(
-        self, user_input: Mapping[str, Any] | None = None, **kwargs: Any
+        self,
+        user_input: Mapping[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+        **kwargs: Any,
     ) -> tuple[dict[str, Any], str | None]:
-        """Resume a PAUSED or WAITING_HUMAN workflow with ``user_input`` (alias ``input=``)."""
+        """Resume a PAUSED or WAITING_HUMAN workflow with ``user_input`` (alias ``input=``);
+        ``actor`` is recorded in the audit log with the input."""
         if not self.status.is_waiting:
             raise WorkflowStateError(
                 f"Workflow {self.id} is {self.status.value}; only a waiting workflow can resume."
             )
-        return await self.next_step(user_input if user_input is not None else kwargs.get("input"))
+        data = user_input if user_input is not None else kwargs.get("input")
+        return await self.next_step(data, actor=actor)
 
     def enable_saga_mode(self) -> _Done:
         """Compensate completed steps when a step fails. Awaiting the call is optional; the
@@ -280,8 +347,10 @@ class Workflow:
         return _Done()
 
     async def save(self) -> None:
-        """Store the workflow as it is now (e.g. after changing ``state`` or ``metadata``)."""
+        """Store the workflow as it is now (e.g. after changing ``state`` or ``metadata``).
+        Raises :class:`StateValidationError` (storing nothing) if the state does not validate."""
         async with self._lock:
+            self._require_readable()
             state = self._validated_state()
             await self._commit(
                 self.status,
@@ -292,8 +361,9 @@ class Workflow:
                 error_message=self.error_message,
             )
 
-    async def cancel(self, reason: str | None = None) -> None:
-        """Cancel the workflow (no compensation runs). Not allowed once it has ended."""
+    async def cancel(self, reason: str | None = None, *, actor: str | None = None) -> None:
+        """Cancel the workflow (no compensation runs). Not allowed once it has ended.
+        ``actor`` is recorded in the audit log."""
         async with self._lock:
             if self.status in TERMINAL_STATUSES:
                 raise WorkflowStateError(
@@ -304,14 +374,15 @@ class Workflow:
             metadata["cancellation_reason"] = reason
             await self._change_status(
                 WorkflowStatus.CANCELLED,
-                AuditEvent("WORKFLOW_CANCELLED", data={"reason": reason}),
+                AuditEvent("WORKFLOW_CANCELLED", data={"reason": reason}, user_id=actor),
                 metadata=metadata,
                 completed=True,
             )
 
-    async def jump_to_step(self, target_step_name: str) -> None:
+    async def jump_to_step(self, target_step_name: str, *, actor: str | None = None) -> None:
         """Make ``target_step_name`` the step the next call runs (forward or backward)."""
         async with self._lock:
+            self._require_readable()
             index = self._compiled.step_index(target_step_name)
             if index is None:
                 raise JumpTargetError(target_step_name)
@@ -323,17 +394,22 @@ class Workflow:
                 "WORKFLOW_JUMPED",
                 step_name=target_step_name,
                 data={"from_step": self.current_step_name, "to_step": target_step_name},
+                user_id=actor,
             )
             # A jump ends any wait: the workflow no longer waits for anything.
             metadata = {k: v for k, v in self.metadata.items() if k != "waiting_for"}
             await self._change_status(WorkflowStatus.ACTIVE, audit, index=index, metadata=metadata)
 
-    async def retry(self, from_step: str | None = None) -> None:
+    async def retry(self, from_step: str | None = None, *, actor: str | None = None) -> None:
         """Make a failed workflow ACTIVE again, at ``from_step`` or at the step that failed.
 
-        The next ``next_step``/``run`` call runs that step again.
+        The next ``next_step``/``run`` call runs that step again. A FAILED_ROLLED_BACK workflow
+        cannot be retried: its completed steps were compensated; start a new one.
         """
         async with self._lock:
+            self._require_readable()
+            if self.status is WorkflowStatus.FAILED_ROLLED_BACK:
+                raise WorkflowStateError(self._rolled_back_message("retried"))
             if self.status not in RETRYABLE_STATUSES:
                 raise WorkflowStateError(
                     f"Workflow {self.id} is {self.status.value}; only FAILED, "
@@ -347,13 +423,33 @@ class Workflow:
                 index = found
             step_name = self._compiled.steps[index].name if index < len(self.steps) else None
             audit = AuditEvent(
-                "WORKFLOW_RETRIED", step_name=step_name, data={"from_step": step_name}
+                "WORKFLOW_RETRIED",
+                step_name=step_name,
+                data={"from_step": step_name},
+                user_id=actor,
             )
             await self._change_status(WorkflowStatus.ACTIVE, audit, index=index, clear_error=True)
 
     # -- one step --------------------------------------------------------------------------
 
+    def _rolled_back_message(self, action: str) -> str:
+        return (
+            f"Workflow {self.id} is FAILED_ROLLED_BACK and cannot be {action}: its completed "
+            "steps were compensated, so the run is final. Start a new workflow instead."
+        )
+
+    def _require_readable(self) -> None:
+        """Refuse to drive a run whose state could not be read or whose last failure could not
+        be recorded (cancelling is still allowed)."""
+        if self._broken is not None:
+            raise WorkflowStateError(
+                f"Workflow {self.id} cannot run from this object: {self._broken}"
+            ) from self._broken
+
     def _require_runnable(self) -> None:
+        self._require_readable()
+        if self.status is WorkflowStatus.FAILED_ROLLED_BACK:
+            raise WorkflowStateError(self._rolled_back_message("run"))
         if self.status not in _RUNNABLE:
             raise WorkflowStateError(
                 f"Workflow {self.id} is {self.status.value}; next_step() needs an ACTIVE, "
@@ -396,19 +492,66 @@ class Workflow:
             if runner is None:
                 raise StepNotImplementedError(step.name, step.kind.value)
             outcome = await runner.run(step, run)
-            state = (
-                merge_state(self.state, outcome.result, self.state_model)
-                if outcome.result
-                else self.state
-            )
+            state, state_dict = self._settle(step, outcome.result)
             target = self._route(step, outcome, state)
         except Exception as exc:
             await self._fail(step, exc, resuming, user_input)
             raise
         duration_ms = (time.perf_counter() - started) * 1000.0
-        await self._complete_step(step, outcome, state, target, resuming, duration_ms, user_input)
+        recorded_input = _audit_input(validated, user_input) if first and user_input else None
+        await self._complete_step(
+            step,
+            outcome,
+            state,
+            state_dict,
+            target,
+            resuming,
+            duration_ms,
+            user_input,
+            recorded_input,
+        )
         go_on = self.status is WorkflowStatus.ACTIVE and step.definition.automate_next
         return (outcome.result if outcome.completes_step else None), go_on
+
+    def _settle(self, step: CompiledStep, result: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The state after ``step`` returned ``result``, validated, with its JSON form.
+
+        Fails the step (before anything is committed) if the result cannot be stored, if the
+        merged state does not validate — in-place changes included — or if the state cannot
+        be stored. Result keys the model ignores are reported once per step and key.
+        """
+        model = self.state_model
+        try:
+            if result:
+                check_storable(step.name, result)
+                state = merge_state(self.state, result, model)
+                if model is not dict:
+                    self._warn_unmerged(step, result)
+            elif model is dict:
+                state = self.state
+            else:
+                # Nothing returned, but the step may have changed the state in place.
+                state = merge_state(self.state, {}, model)
+        except ValidationError as exc:
+            raise StateValidationError(
+                describe_errors(exc), model=model.__name__, step_name=step.name
+            ) from None
+        return settle_state(state, model, step.name)
+
+    def _warn_unmerged(self, step: CompiledStep, result: Mapping[str, Any]) -> None:
+        for key in unmerged_keys(result, self.state_model):
+            seen = (self.workflow_type, step.name, key)
+            if seen in _warned_unmerged:
+                continue
+            _warned_unmerged.add(seen)
+            logger.warning(
+                "Step '%s' of %s returned key '%s', which %s does not have: it is kept in the "
+                "step's result (returned, audited, previous_step_result) but not in the state",
+                step.name,
+                self.workflow_type,
+                key,
+                self.state_model.__name__,
+            )
 
     def _validate_input(
         self,
@@ -456,6 +599,7 @@ class Workflow:
                 old_status=old_status.value,
                 new_status=WorkflowStatus.ACTIVE.value,
                 data={"input_keys": sorted(user_input)},
+                user_id=self._actor,
             )
         )
         return {k: v for k, v in self.metadata.items() if k != "waiting_for"}
@@ -491,10 +635,12 @@ class Workflow:
         step: CompiledStep,
         outcome: StepOutcome,
         state: Any,
+        state_dict: dict[str, Any],
         target: int | None,
         resuming: WorkflowStatus | None,
         duration_ms: float,
         user_input: Mapping[str, Any],
+        recorded_input: dict[str, Any] | None,
     ) -> None:
         steps = self._compiled.steps
         old_status = self.status
@@ -524,8 +670,16 @@ class Workflow:
             data: dict[str, Any] = {"result": outcome.result, "duration_ms": round(duration_ms, 3)}
             if target is not None:
                 data["jumped_to"] = steps[target].name
+            if recorded_input is not None:
+                data["input"] = recorded_input
             audit.append(
-                AuditEvent("STEP_EXECUTED", step_name=step.name, data=data, duration_ms=duration_ms)
+                AuditEvent(
+                    "STEP_EXECUTED",
+                    step_name=step.name,
+                    data=data,
+                    duration_ms=duration_ms,
+                    user_id=self._actor,
+                )
             )
             metrics.append(
                 MetricPoint("step_duration_ms", duration_ms, unit="ms", step_name=step.name)
@@ -538,6 +692,7 @@ class Workflow:
                     old_status=WorkflowStatus.ACTIVE.value,
                     new_status=status.value,
                     data={"waiting_for": outcome.waiting_for},
+                    user_id=self._actor,
                 )
             )
         elif status is WorkflowStatus.COMPLETED:
@@ -562,6 +717,7 @@ class Workflow:
                 metrics=metrics,
                 stack=stack,
                 completed=status is WorkflowStatus.COMPLETED,
+                state_dict=state_dict,
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
@@ -656,11 +812,13 @@ class Workflow:
         stack = self.completed_steps_stack
         status = WorkflowStatus.FAILED
         if self.saga_mode:
-            state, stack, entries = await compensate(
+            state, stack, entries, compensated = await compensate(
                 self._compiled, state, stack, self._run_for_compensation(step), error
             )
             audit.extend(entries)
-            status = WorkflowStatus.FAILED_ROLLED_BACK
+            # Nothing undone, nothing final: the run stays FAILED and can be retried.
+            if compensated:
+                status = WorkflowStatus.FAILED_ROLLED_BACK
         check_transition(WorkflowStatus.ACTIVE, status)
         audit.append(
             AuditEvent(
@@ -671,16 +829,32 @@ class Workflow:
                 data={"status": status.value, "error": str(error)},
             )
         )
-        await self._commit(
-            status,
-            state,
-            step.index,
-            metadata,
-            audit,
-            logs=logs,
-            stack=stack,
-            error_message=message,
-        )
+        try:
+            await self._commit(
+                status,
+                state,
+                step.index,
+                metadata,
+                audit,
+                logs=logs,
+                stack=stack,
+                error_message=message,
+            )
+        except Exception as commit_error:
+            # The step's error stays the one raised; the lost record is attached to it, and
+            # this object refuses to run the step (and its compensations) again.
+            self._broken = commit_error
+            note = (
+                f"Recording this failure of step '{step.name}' of workflow {self.id} failed "
+                f"({type(commit_error).__name__}: {commit_error}); the stored run is unchanged."
+            )
+            logger.error(note)
+            add_note = getattr(error, "add_note", None)  # Python 3.11+
+            if callable(add_note):
+                add_note(note)
+            with contextlib.suppress(AttributeError):
+                setattr(error, "commit_error", commit_error)  # noqa: B010
+            return
         for name, value in (
             ("workflow_id", self.id),
             ("step_name", step.name),
@@ -737,6 +911,7 @@ class Workflow:
             old_status=old.value,
             new_status=status.value,
             data=audit.data,
+            user_id=audit.user_id,
         )
         await self._commit(
             status,
@@ -763,10 +938,17 @@ class Workflow:
         stack: list[dict[str, Any]] | None = None,
         completed: bool = False,
         error_message: str | None = None,
+        state_dict: dict[str, Any] | None = None,
     ) -> None:
-        """Write the new position in one provider call; update this object only if it succeeded."""
+        """Write the new position in one provider call; update this object only if it succeeded.
+
+        ``state_dict`` is the JSON form of ``state`` when the caller has already made it."""
         steps = self._compiled.steps
-        state_dict = dump_state(state)
+        if state_dict is None:
+            state_dict = dump_state(state)
+        if self._actor is not None:
+            actor = self._actor
+            audit = [e if e.user_id else dataclasses.replace(e, user_id=actor) for e in audit]
         stack = self.completed_steps_stack if stack is None else stack
         completed_at = datetime.now(timezone.utc) if completed else self.completed_at
         update = WorkflowUpdate(
@@ -796,11 +978,20 @@ class Workflow:
 
     def _validated_state(self) -> Any:
         if isinstance(self.state, BaseModel):
-            return type(self.state).model_validate(self.state.model_dump())
+            model = type(self.state)
+            try:
+                return model.model_validate(self.state.model_dump(warnings=False))
+            except ValidationError as exc:
+                raise StateValidationError(describe_errors(exc), model=model.__name__) from None
         return dict(self.state)
 
     def _rebuild_state(self, data: dict[str, Any]) -> Any:
         model = self._compiled.state_model
         if model is dict:
             return dict(data)
-        return model.model_validate(data)  # type: ignore[union-attr]
+        try:
+            return model.model_validate(data)  # type: ignore[union-attr]
+        except ValidationError as exc:
+            raise StoredStateError(
+                self.id, model.__name__, describe_errors(exc), dict(data)
+            ) from None

@@ -6,9 +6,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from pydantic import ValidationError
 
-from ruvon import ConcurrencyConflictError, WorkflowNotFoundError, WorkflowStatus
+from ruvon import (
+    ConcurrencyConflictError,
+    StateValidationError,
+    WorkflowNotFoundError,
+    WorkflowStatus,
+)
 from ruvon.builder import WorkflowBuilder
 from ruvon.errors import PersistenceError
 from ruvon.providers.persistence import PersistenceProvider
@@ -23,9 +27,9 @@ async def test_the_same_idempotency_key_returns_the_same_workflow(
     )
     await first.next_step()
 
-    # Another builder, other data: the key wins, nothing new is stored.
+    # Another builder (another process), the same request: nothing new is stored.
     again = await fresh.create_workflow(
-        "Simple", {"order_id": "K1-retry", "amount": 2}, idempotency_key="order-K1"
+        "Simple", {"order_id": "K1", "amount": 1}, idempotency_key="order-K1"
     )
 
     assert again.id == first.id
@@ -96,8 +100,14 @@ async def test_a_stale_cancel_is_refused_too(
 async def test_invalid_initial_data_stores_nothing(
     builder: WorkflowBuilder, persistence: PersistenceProvider
 ) -> None:
-    with pytest.raises(ValidationError, match="order_id"):
+    with pytest.raises(StateValidationError) as caught:
         await builder.create_workflow("Simple", {"amount": "a lot"})
+
+    message = str(caught.value)
+    assert "Initial data for workflow type 'Simple' does not validate as OrderState" in message
+    assert "order_id: Field required" in message
+    assert "amount: Input should be a valid integer" in message
+    assert caught.value.workflow_type == "Simple"
 
     assert await persistence.list_workflows() == []
 

@@ -4,9 +4,8 @@ invalid merged state that must leave both the stored and the in-memory state unt
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from ruvon import WorkflowStatus
+from ruvon import StateValidationError, WorkflowStatus
 from ruvon.builder import WorkflowBuilder
 from ruvon.providers.persistence import PersistenceProvider
 from tests.support import order_steps
@@ -165,14 +164,17 @@ async def test_an_invalid_merged_state_is_never_stored(
     before = await persistence.load_workflow(workflow.id)
     assert before is not None
 
-    with pytest.raises(ValidationError, match="amount"):
+    with pytest.raises(StateValidationError) as caught:
         await workflow.next_step()
 
+    assert caught.value.step_name == "Corrupt"
+    assert "Step 'Corrupt' left a state that does not validate as OrderState" in str(caught.value)
+    assert "amount: Input should be a valid integer" in str(caught.value)
     loaded = await fresh.load_workflow(workflow.id)
     assert loaded.status is WorkflowStatus.FAILED
     assert loaded.current_step == "Corrupt"
     assert loaded.error_message is not None
-    assert loaded.error_message.startswith("ValidationError")
+    assert loaded.error_message.startswith("StateValidationError: Step 'Corrupt'")
     # The stored state is the one before the step; the object agrees with the store.
     stored = await persistence.load_workflow(workflow.id)
     assert stored is not None

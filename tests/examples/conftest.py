@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run_example(name: str, cwd: Path, env_extra: dict[str, str]) -> str:
+    """Run ``examples/<name>/run.py`` in ``cwd`` as a user would; return what it printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUVON_")}
+    env.update(env_extra)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name / "run.py")],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
 
 ADMIN_URL = os.environ.get("RUVON_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -63,7 +63,14 @@ class ConfigDir:
         return WorkflowBuilder(self.registry_path, persistence_provider=persistence, **kwargs)
 
 
-def workflow(workflow_type: str, steps: str, *, version: str = "1", header: str = "") -> str:
+def workflow(
+    workflow_type: str,
+    steps: str,
+    *,
+    version: str = "1",
+    header: str = "",
+    state_model: str = STATE_MODEL,
+) -> str:
     """A workflow file: the standard header (type, version, state model) and ``steps``.
 
     ``steps`` is the YAML list of steps, written at column 0; ``header`` adds top-level keys.
@@ -72,7 +79,7 @@ def workflow(workflow_type: str, steps: str, *, version: str = "1", header: str 
     parts = [
         f"workflow_type: {workflow_type}",
         f'workflow_version: "{version}"',
-        f"initial_state_model: {STATE_MODEL}",
+        f"initial_state_model: {state_model}",
         *([top] if top else []),
         "steps:",
         textwrap.indent(textwrap.dedent(steps).strip(), "  "),

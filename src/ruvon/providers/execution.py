@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ruvon.errors import StepResultError
 from ruvon.models import StepContext
 
 StepFunction = Callable[..., "dict[str, Any] | Awaitable[dict[str, Any] | None] | None"]
@@ -24,7 +25,27 @@ __all__ = [
     "ExecutionProvider",
     "StepFunction",
     "TaskDispatched",
+    "step_result",
 ]
+
+
+def step_result(step_name: str, returned: object) -> dict[str, Any]:
+    """What a step function returned, as the dict the engine merges: ``None`` is ``{}``, a
+    Pydantic model is its dump. Anything else (a tuple, a string) is a mistake that would lose
+    data: :class:`StepResultError` names the step and the type. Every execution provider
+    passes a function's return value through this."""
+    if isinstance(returned, dict):
+        return returned
+    if returned is None:
+        return {}
+    dump = getattr(returned, "model_dump", None)
+    if callable(dump):
+        return dict(dump())
+    raise StepResultError(
+        step_name,
+        f"returned {type(returned).__name__} ({returned!r:.80}); a step function must return "
+        "a dict (or a Pydantic model, or None)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.definition.schema import Route
+from ruvon.errors import StepResultError
 from ruvon.models import (
     StartSubWorkflowDirective,
     StepContext,
@@ -18,7 +19,7 @@ from ruvon.models import (
     WorkflowPauseDirective,
     WorkflowStatus,
 )
-from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.execution import ExecutionProvider, step_result
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.providers.template_engine import TemplateEngine
@@ -37,6 +38,9 @@ logger = logging.getLogger("ruvon.steps")
 
 DIRECTIVES = (WorkflowJumpDirective, WorkflowPauseDirective, StartSubWorkflowDirective)
 """Exceptions that steer the workflow; they are never retried."""
+
+NOT_RETRIED = (*DIRECTIVES, StepResultError)
+"""Exceptions that a retry cannot change: directives, and a result of the wrong shape."""
 
 T = TypeVar("T")
 
@@ -134,9 +138,9 @@ async def call_function(spec: CallSpec, step: CompiledStep, run: StepRun) -> dic
             spec.func, run.state, run.context(step, number), **kwargs
         )
         timeout = step.definition.timeout_seconds
-        if timeout is None:
-            return await call
-        return await asyncio.wait_for(call, timeout)
+        returned = await (call if timeout is None else asyncio.wait_for(call, timeout))
+        # A provider of someone else's may hand back what the function returned as it was.
+        return returned if type(returned) is dict else step_result(step.name, returned)
 
     return await with_retries(step, attempt)
 
@@ -149,7 +153,7 @@ async def with_retries(step: CompiledStep, attempt: Callable[[int], Awaitable[T]
     while True:
         try:
             return await attempt(number)
-        except DIRECTIVES:
+        except NOT_RETRIED:
             raise
         except Exception as exc:
             if policy is None or number >= attempts:

@@ -10,10 +10,11 @@ assert (await harness.load_workflow(workflow.id)).status == "COMPLETED"
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ruvon.builder import WorkflowBuilder
+from ruvon.definition.loader import clear_import_cache
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 from ruvon.models import WorkflowStatus
@@ -47,6 +48,18 @@ class TestHarness:
             workflow_observer=observer,
         )
         self.workflows: dict[str, Workflow] = {}
+        # Each harness imports step functions afresh: a module patched (or reloaded) since the
+        # last harness is seen as it is now.
+        clear_import_cache()
+
+    def override_step(
+        self, step_name: str, func: Callable[..., Any], *, workflow_type: str | None = None
+    ) -> None:
+        """Run ``func`` instead of the function of step ``step_name`` (of ``workflow_type``
+        only, if given) in this harness's workflows — e.g. a fake payment call. The override
+        belongs to this harness: other harnesses and builders run the real function."""
+        self.builder.override_step(step_name, func, workflow_type=workflow_type)
+        self.workflows.clear()  # later calls load the workflows again, with the override
 
     async def start_workflow(
         self, workflow_type: str, initial_data: Mapping[str, Any] | None = None, **kwargs: Any
@@ -63,17 +76,26 @@ class TestHarness:
         return workflow
 
     async def next_step(
-        self, workflow_id: str, user_input: Mapping[str, Any] | None = None
+        self,
+        workflow_id: str,
+        user_input: Mapping[str, Any] | None = None,
+        *,
+        actor: str | None = None,
     ) -> dict[str, Any]:
-        """Run the next step of a workflow and return that step's result."""
-        result, _ = await (await self._live(workflow_id)).next_step(user_input)
+        """Run the next step of a workflow and return that step's result (the last step's,
+        when ``automate_next`` chains several)."""
+        result, _ = await (await self._live(workflow_id)).next_step(user_input, actor=actor)
         return result
 
     async def run(
-        self, workflow_id: str, user_input: Mapping[str, Any] | None = None
+        self,
+        workflow_id: str,
+        user_input: Mapping[str, Any] | None = None,
+        *,
+        actor: str | None = None,
     ) -> WorkflowStatus:
         """Run until the workflow completes, fails or waits; return its status."""
-        return await (await self._live(workflow_id)).run(user_input)
+        return await (await self._live(workflow_id)).run(user_input, actor=actor)
 
     async def load_workflow(self, workflow_id: str) -> Workflow:
         """A fresh instance read back from persistence (what another process would see)."""

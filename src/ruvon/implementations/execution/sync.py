@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from ruvon.models import StepContext
-from ruvon.providers.execution import AsyncTask, StepFunction, TaskDispatched
+from ruvon.providers.execution import AsyncTask, StepFunction, TaskDispatched, step_result
 
 __all__ = ["SyncExecutionProvider", "SyncExecutor"]
 
@@ -42,18 +42,7 @@ class SyncExecutionProvider:
             outcome = func(state, context, **user_input)
         if inspect.isawaitable(outcome):
             outcome = await outcome
-        if outcome is None:
-            return {}
-        if isinstance(outcome, dict):
-            return outcome
-        if hasattr(outcome, "model_dump"):
-            return dict(outcome.model_dump())
-        logger.warning(
-            "Step %s returned %s instead of a dict; the result is ignored",
-            context.step_name,
-            type(outcome).__name__,
-        )
-        return {}
+        return step_result(context.step_name, outcome)
 
     async def dispatch_async_task(
         self, task: AsyncTask, func: StepFunction, state: Any, context: StepContext

@@ -1,0 +1,1 @@
+"""The loan-application example: state models and step functions."""
