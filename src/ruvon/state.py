@@ -122,7 +122,7 @@ def unmerged_keys(result: Mapping[str, Any], model: StateModel) -> list[str]:
     ignores extra keys (Pydantic's default). Empty for dict states and ``extra='allow'``."""
     if model is dict:
         return []
-    fields = model.model_fields  # type: ignore[union-attr]
+    fields = model.__pydantic_fields__  # type: ignore[union-attr]  # model_fields, faster
     unknown = [key for key in result if key not in fields]
     extra = model.model_config.get("extra")  # type: ignore[union-attr]
     if not unknown or extra == "allow" or extra == "forbid":

@@ -1,0 +1,298 @@
+"""The core of a ``Workflow``: its stored fields, its read-only views and the commit path.
+
+Everything that changes a workflow goes through :meth:`WorkflowCore._commit`: one call of the
+persistence provider with the row, the audit entries, metrics and logs; the object takes the
+new values only when that call returned (docs/architecture.md, "One step, one commit").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ruvon.definition.compiled import CompiledStep, CompiledWorkflow
+from ruvon.errors import (
+    StateValidationError,
+    StoredStateError,
+)
+from ruvon.models import (
+    RETRYABLE_STATUSES,
+    TERMINAL_STATUSES,
+    WorkflowStatus,
+    WorkflowStep,
+    check_transition,
+    normalize_status,
+)
+from ruvon.observing import ObserverHub
+from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.expression_evaluator import ExpressionEvaluator
+from ruvon.providers.persistence import (
+    AuditEvent,
+    LogEntry,
+    MetricPoint,
+    PersistenceProvider,
+    WorkflowRecord,
+    WorkflowUpdate,
+)
+from ruvon.providers.template_engine import TemplateEngine
+from ruvon.state import (
+    describe_errors,
+    dump_state,
+)
+
+__all__ = ["WorkflowCore"]
+
+logger = logging.getLogger("ruvon.workflow")
+
+
+class WorkflowCore:
+    """A workflow's stored fields and the one way to change them (``_commit``)."""
+
+    def __init__(
+        self,
+        compiled: CompiledWorkflow,
+        record: WorkflowRecord,
+        *,
+        persistence_provider: PersistenceProvider,
+        execution_provider: ExecutionProvider,
+        expression_evaluator: ExpressionEvaluator,
+        template_engine: TemplateEngine,
+        workflow_observer: object | None = None,
+        state: Any = None,
+        validate_state: bool = True,
+    ) -> None:
+        if persistence_provider is None or execution_provider is None:
+            raise ValueError("Workflow needs a persistence_provider and an execution_provider")
+        self._compiled = compiled
+        self._persistence = persistence_provider
+        self._execution = execution_provider
+        self._evaluator = expression_evaluator
+        self._templates = template_engine
+        self._observer = workflow_observer
+        self._hub = ObserverHub(workflow_observer)
+        self._lock = asyncio.Lock()
+        self._last_result: dict[str, Any] | None = None
+        self._actor: str | None = None
+        self._broken: BaseException | None = None
+        """Why this object may not drive the run any more (its state is unreadable, or the
+        record of a failure could not be committed)."""
+
+        self.id: str = record.id
+        self.workflow_type: str = record.workflow_type
+        self.workflow_version: str | None = record.workflow_version
+        self.definition_snapshot: dict[str, Any] = record.definition_snapshot
+        self.state_model_path: str = record.state_model_path
+        self.status: WorkflowStatus = WorkflowStatus(record.status)
+        self.current_step_index: int = record.current_step_index
+        self.metadata: dict[str, Any] = dict(record.metadata)
+        self.saga_mode: bool = record.saga_mode
+        self.completed_steps_stack: list[dict[str, Any]] = list(record.completed_steps_stack)
+        self.parent_execution_id: str | None = record.parent_execution_id
+        self.blocked_on_child_id: str | None = record.blocked_on_child_id
+        self.owner_id: str | None = record.owner_id
+        self.org_id: str | None = record.org_id
+        self.data_region: str | None = record.data_region
+        self.priority: int = record.priority
+        self.idempotency_key: str | None = record.idempotency_key
+        self.error_message: str | None = record.error_message
+        self.version: int = record.version
+        self.created_at: datetime | None = record.created_at
+        self.updated_at: datetime | None = record.updated_at
+        self.completed_at: datetime | None = record.completed_at
+        self._committed_state: dict[str, Any] = record.state
+        # ``state``, when given, is the already validated state of ``record`` (saves a parse).
+        if state is not None:
+            self.state: Any = state
+        elif validate_state:
+            self.state = self._rebuild_state(record.state)
+        else:
+            try:
+                self.state = self._rebuild_state(record.state)
+            except StoredStateError as exc:
+                # Inspectable and cancellable, nothing else: ``state`` is the raw stored dict.
+                self.state = dict(record.state)
+                self._broken = exc
+
+    @property
+    def steps(self) -> list[WorkflowStep]:
+        """The workflow's steps, in file order."""
+        return [step.public for step in self._compiled.steps]
+
+    workflow_steps = steps
+
+    @property
+    def current_step(self) -> WorkflowStep | None:
+        """The step the next call runs (equal to its name), or None when the workflow ended."""
+        if self.status in TERMINAL_STATUSES and self.status not in RETRYABLE_STATUSES:
+            return None
+        if 0 <= self.current_step_index < len(self._compiled.steps):
+            return self._compiled.steps[self.current_step_index].public
+        return None
+
+    @property
+    def current_step_name(self) -> str | None:
+        """The name of :attr:`current_step`."""
+        step = self.current_step
+        return step.name if step is not None else None
+
+    @property
+    def parent_workflow_id(self) -> str | None:
+        """Alias of :attr:`parent_execution_id`."""
+        return self.parent_execution_id
+
+    @property
+    def state_model(self) -> type[Any]:
+        """The state's model class (``dict`` for ``builtins.dict``)."""
+        return self._compiled.state_model
+
+    @property
+    def persistence(self) -> PersistenceProvider:
+        """The persistence provider this workflow commits to."""
+        return self._persistence
+
+    # -- committing ------------------------------------------------------------------------
+
+    def _end_wait(
+        self,
+        step: CompiledStep,
+        resuming: WorkflowStatus,
+        old_status: WorkflowStatus,
+        user_input: Mapping[str, Any],
+        audit: list[AuditEvent],
+    ) -> dict[str, Any]:
+        """Record that a waiting workflow resumed; return its metadata without ``waiting_for``."""
+        check_transition(resuming, WorkflowStatus.ACTIVE)
+        audit.append(
+            AuditEvent(
+                "WORKFLOW_RESUMED",
+                step_name=step.name,
+                old_status=old_status.value,
+                new_status=WorkflowStatus.ACTIVE.value,
+                data={"input_keys": sorted(user_input)},
+                user_id=self._actor,
+            )
+        )
+        return {k: v for k, v in self.metadata.items() if k != "waiting_for"}
+
+    async def _change_status(
+        self,
+        status: WorkflowStatus,
+        audit: AuditEvent,
+        *,
+        index: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        completed: bool = False,
+        clear_error: bool = False,
+    ) -> None:
+        old = self.status
+        check_transition(normalize_status(old) if old.is_waiting else old, status)
+        event = AuditEvent(
+            audit.event_type,
+            step_name=audit.step_name,
+            old_status=old.value,
+            new_status=status.value,
+            data=audit.data,
+            user_id=audit.user_id,
+        )
+        await self._commit(
+            status,
+            self.state,
+            self.current_step_index if index is None else index,
+            self.metadata if metadata is None else metadata,
+            [event],
+            completed=completed,
+            error_message=None if clear_error else self.error_message,
+        )
+        if status is not old:
+            await self._notify_status(old)
+
+    async def _notify_status(
+        self, old_status: WorkflowStatus, step_name: str | None = None
+    ) -> None:
+        await self._hub.status_changed(
+            workflow_id=self.id,
+            workflow_type=self.workflow_type,
+            old_status=old_status,
+            new_status=self.status,
+            current_step_name=step_name or self.current_step_name,
+            last_result=self._last_result,
+            state=self.state,
+            error_message=self.error_message,
+        )
+
+    async def _commit(
+        self,
+        status: WorkflowStatus,
+        state: Any,
+        index: int,
+        metadata: dict[str, Any],
+        audit: Sequence[AuditEvent],
+        *,
+        metrics: Sequence[MetricPoint] = (),
+        logs: Sequence[LogEntry] = (),
+        stack: list[dict[str, Any]] | None = None,
+        completed: bool = False,
+        error_message: str | None = None,
+        state_dict: dict[str, Any] | None = None,
+    ) -> None:
+        """Write the new position in one provider call; update this object only if it succeeded.
+
+        ``state_dict`` is the JSON form of ``state`` when the caller has already made it."""
+        steps = self._compiled.steps
+        if state_dict is None:
+            state_dict = dump_state(state)
+        if self._actor is not None:
+            actor = self._actor
+            audit = [e if e.user_id else dataclasses.replace(e, user_id=actor) for e in audit]
+        stack = self.completed_steps_stack if stack is None else stack
+        completed_at = datetime.now(timezone.utc) if completed else self.completed_at
+        update = WorkflowUpdate(
+            workflow_id=self.id,
+            status=status.value,
+            state=state_dict,
+            current_step=steps[index].name if index < len(steps) else None,
+            current_step_index=index,
+            metadata=metadata,
+            completed_steps_stack=stack,
+            saga_mode=self.saga_mode,
+            blocked_on_child_id=self.blocked_on_child_id,
+            error_message=error_message,
+            completed_at=completed_at,
+        )
+        self.version = await self._persistence.commit_workflow(
+            update, expected_version=self.version, audit=audit, metrics=metrics, logs=logs
+        )
+        self.status = status
+        self.state = state
+        self._committed_state = state_dict
+        self.current_step_index = index
+        self.metadata = metadata
+        self.completed_steps_stack = stack
+        self.error_message = error_message
+        self.completed_at = completed_at
+
+    def _validated_state(self) -> Any:
+        if isinstance(self.state, BaseModel):
+            model = type(self.state)
+            try:
+                return model.model_validate(self.state.model_dump(warnings=False))
+            except ValidationError as exc:
+                raise StateValidationError(describe_errors(exc), model=model.__name__) from None
+        return dict(self.state)
+
+    def _rebuild_state(self, data: dict[str, Any]) -> Any:
+        model = self._compiled.state_model
+        if model is dict:
+            return dict(data)
+        try:
+            return model.model_validate(data)  # type: ignore[union-attr]
+        except ValidationError as exc:
+            raise StoredStateError(
+                self.id, model.__name__, describe_errors(exc), dict(data)
+            ) from None
