@@ -1,9 +1,9 @@
-"""``WorkflowBuilder``: reads the registry and workflow files, compiles definitions once, and
-creates and loads workflows with the providers it is given (the SDK's composition root)."""
+"""``WorkflowBuilder``: creates and loads workflows with the providers it is given (the SDK's
+composition root). Where definitions come from (the registry, the workflow files, compiling them
+once) is :class:`~ruvon.definition.source.DefinitionSource`."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import logging
@@ -15,28 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
-from ruvon.definition.compiled import CallSpec, CompiledWorkflow, compile_workflow
+from ruvon.definition.compiled import CompiledWorkflow
 from ruvon.definition.loader import _IMPORT_CACHE as IMPORT_CACHE
-from ruvon.definition.loader import (
-    Borrowed,
-    LineMap,
-    SourceDocument,
-    clear_import_cache,
-    read_yaml,
-    read_yaml_file,
-    substitute,
-)
+from ruvon.definition.loader import clear_import_cache
 from ruvon.definition.loader import import_callable as _import_callable
-from ruvon.definition.schema import RegistryFile, WorkflowDefinition
-from ruvon.errors import (
-    DefinitionError,
-    DefinitionIssue,
-    IdempotencyConflictError,
-    UnknownWorkflowTypeError,
-    WorkflowNotFoundError,
-)
+from ruvon.definition.source import DefinitionSource
+from ruvon.errors import DefinitionIssue, IdempotencyConflictError, WorkflowNotFoundError
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
@@ -54,26 +39,6 @@ from ruvon.workflow import Workflow
 __all__ = ["WorkflowBuilder"]
 
 logger = logging.getLogger("ruvon.builder")
-definition_logger = logging.getLogger("ruvon.definition")
-"""Where the warnings of a compiled definition are logged, once per compilation."""
-
-_REGISTRY_ONLY_KEYS = frozenset(
-    {"type", "config_file", "requires", "deprecated", "deprecation_date", "remove_after_date"}
-)
-_REGISTRY_NAME = "workflow_registry.yaml"
-_WORKFLOW_KEYS = frozenset(
-    name
-    for field_name, info in WorkflowDefinition.model_fields.items()
-    for name in (
-        field_name,
-        *(
-            choice
-            for choice in getattr(info.validation_alias, "choices", ())
-            if isinstance(choice, str)
-        ),
-    )
-)
-"""The top-level keys of a workflow file (aliases included)."""
 
 
 def _payload_digest(workflow_type: str, initial_data: Mapping[str, Any] | None) -> str:
@@ -88,10 +53,6 @@ def _payload_digest(workflow_type: str, initial_data: Mapping[str, Any] | None) 
     except TypeError:
         payload = repr((workflow_type, initial_data)).encode()
     return hashlib.sha256(payload).hexdigest()
-
-
-def _issue_error(message: str, file: str | None = None) -> DefinitionError:
-    return DefinitionError([DefinitionIssue(message, file=file)], source=file)
 
 
 class WorkflowBuilder:
@@ -127,257 +88,58 @@ class WorkflowBuilder:
     ) -> None:
         self.expression_evaluator_cls = expression_evaluator_cls
         self.template_engine_cls = template_engine_cls
-        self.expression_evaluator: ExpressionEvaluator = expression_evaluator_cls()
+        evaluator: ExpressionEvaluator = expression_evaluator_cls()
         self.template_engine: TemplateEngine = template_engine_cls()
         self.persistence_provider = persistence_provider
         self.execution_provider: ExecutionProvider = execution_provider or SyncExecutionProvider()
         self.workflow_observer = workflow_observer if workflow_observer is not None else observer
         self._initialized: set[int] = set()
-        self._compiled: dict[str, CompiledWorkflow] = {}
-        self._snapshots: dict[str, CompiledWorkflow] = {}
-        self._registry_lines: LineMap | None = None
-        self._registry_positions: dict[str, int] = {}
-        self._step_overrides: dict[tuple[str | None, str], CallSpec] = {}
-        self._registry_candidates: list[Path] = []
-        """The registry files looked for (none existed) when no registry was given."""
+        self._definitions = DefinitionSource(workflow_registry, config_dir, evaluator)
+        """The registry, the config directory and the compiled definitions."""
 
-        registry_path: Path | None = None
-        if isinstance(workflow_registry, (str, os.PathLike)):
-            registry_path = Path(workflow_registry)
-        if config_dir is not None:
-            self.config_dir = Path(config_dir)
-        elif registry_path is not None:
-            self.config_dir = registry_path.parent
-        elif Path("config").is_dir():
-            self.config_dir = Path("config")
-        else:
-            self.config_dir = Path.cwd()
-        if workflow_registry is None:
-            for candidate in (self.config_dir / _REGISTRY_NAME, Path("config") / _REGISTRY_NAME):
-                if candidate.is_file():
-                    registry_path = candidate
-                    break
-                if candidate.absolute() not in self._registry_candidates:
-                    self._registry_candidates.append(candidate.absolute())
-        self.registry_path = registry_path
-        self.registry: dict[str, dict[str, Any]] = (
-            self._read_registry(registry_path)
-            if registry_path is not None
-            else {k: {"type": k, **dict(v)} for k, v in (workflow_registry or {}).items()}  # type: ignore[union-attr]
-        )
+    # -- the definitions' source -----------------------------------------------------------
 
-    # -- the registry and workflow files ---------------------------------------------------
+    @property
+    def registry(self) -> dict[str, dict[str, Any]]:
+        """The registered types: ``{type: registry entry}``."""
+        return self._definitions.registry
 
-    def _read_registry(self, path: Path) -> dict[str, dict[str, Any]]:
-        document = read_yaml_file(path)
-        self._registry_lines = document.lines
-        data = document.data if document.data is not None else {}
-        try:
-            registry = RegistryFile.model_validate(data)
-        except ValidationError as exc:
-            issues = []
-            for err in exc.errors():
-                loc = tuple(err["loc"])
-                key = next((str(p) for p in reversed(loc) if isinstance(p, str)), None)
-                message = (
-                    f"unknown key '{key}'"
-                    if err["type"] == "extra_forbidden"
-                    else f"missing required key '{key}'"
-                    if err["type"] == "missing"
-                    else err["msg"]
-                )
-                issues.append(document.lines.issue(message, loc, key=key))
-            raise DefinitionError(issues, source=str(path)) from None
-        entries: dict[str, dict[str, Any]] = {}
-        issues = []
-        raw_entries = data.get("workflows", []) if isinstance(data, dict) else []
-        for position, (entry, raw) in enumerate(zip(registry.workflows, raw_entries, strict=False)):
-            if entry.type in entries:
-                issues.append(
-                    document.lines.issue(
-                        f"workflow type '{entry.type}' is registered twice",
-                        ("workflows", position, "type"),
-                        key="type",
-                    )
-                )
-            entries[entry.type] = dict(raw)
-            self._registry_positions.setdefault(entry.type, position)
-        if issues:
-            raise DefinitionError(issues, source=str(path))
-        return entries
+    @registry.setter
+    def registry(self, value: dict[str, dict[str, Any]]) -> None:
+        self._definitions.registry = value
 
-    def _resolve_file(self, config_file: str) -> Path:
-        path = Path(config_file)
-        if path.is_absolute():
-            return path
-        for base in (self.config_dir, Path.cwd()):
-            if (base / path).is_file():
-                return base / path
-        return self.config_dir / path
+    @property
+    def registry_path(self) -> Path | None:
+        """The registry file read, if any."""
+        return self._definitions.registry_path
 
-    def _scan_for_type(self, workflow_type: str) -> Path | None:
-        """Find a YAML file in config_dir whose ``workflow_type`` is ``workflow_type``."""
-        if not self.config_dir.is_dir():
-            return None
-        for path in sorted([*self.config_dir.glob("*.yaml"), *self.config_dir.glob("*.yml")]):
-            if path.name == _REGISTRY_NAME:
-                continue
-            try:
-                document = read_yaml_file(path)
-            except DefinitionError:
-                continue
-            if (
-                isinstance(document.data, dict)
-                and document.data.get("workflow_type") == workflow_type
-            ):
-                return path
-        return None
+    @registry_path.setter
+    def registry_path(self, value: Path | None) -> None:
+        self._definitions.registry_path = value
 
-    def _unknown_type(self, workflow_type: str) -> UnknownWorkflowTypeError:
-        """The error for a type found nowhere; without a registry it says where the builder
-        looked (with one, the registry is where the type belongs)."""
-        error = UnknownWorkflowTypeError(workflow_type)
-        if self.registry_path is None and self._registry_candidates:
-            tried = " and ".join(str(path) for path in self._registry_candidates)
-            directory = self.config_dir.absolute()
-            scanned = (
-                f"no *.yaml or *.yml file in {directory} has 'workflow_type: {workflow_type}'"
-                if directory.is_dir()
-                else f"the config directory {directory} does not exist"
-            )
-            error.args = (f"{error} No registry file exists (looked for {tried}), and {scanned}.",)
-        return error
+    @property
+    def config_dir(self) -> Path:
+        """Where relative ``config_file`` paths are looked up and unregistered types found."""
+        return self._definitions.config_dir
 
-    def _source(self, workflow_type: str) -> tuple[dict[str, Any], LineMap, list[DefinitionIssue]]:
-        """The resolved configuration of a type (registry entry + file, substituted), and the
-        problems found on the way (reported together with the file's other problems)."""
-        entry = self.registry.get(workflow_type)
-        document: SourceDocument
-        position = self._registry_positions.get(workflow_type)
-        # Where the type's entry is in the registry file (unknown for dict registries).
-        entry_path: tuple[str | int, ...] = ("workflows", position) if position is not None else ()
-        registry_lines = self._registry_lines or LineMap(
-            str(self.registry_path) if self.registry_path else None
-        )
-        if entry is None:
-            found = self._scan_for_type(workflow_type)
-            if found is None:
-                raise self._unknown_type(workflow_type)
-            entry = {"type": workflow_type}
-            document = read_yaml_file(found)
-        elif entry.get("config_file"):
-            config_file = self._resolve_file(str(entry["config_file"]))
-            if not config_file.is_file():
-                issue = registry_lines.issue(
-                    f"config_file '{entry['config_file']}' not found (looked in {self.config_dir})",
-                    (*entry_path, "config_file"),
-                    key="config_file",
-                )
-                raise DefinitionError([issue], source=registry_lines.file)
-            document = read_yaml_file(config_file)
-        else:
-            # An inline entry is the workflow file: locate its keys inside the registry.
-            prefix = len(entry_path)
-            inline = LineMap(
-                registry_lines.file,
-                {
-                    path[prefix:]: line
-                    for path, line in registry_lines.lines.items()
-                    if entry_path and path[:prefix] == entry_path
-                },
-            )
-            document = SourceDocument(
-                {k: v for k, v in entry.items() if k not in _REGISTRY_ONLY_KEYS}, inline
-            )
-        lines = document.lines
-        if not isinstance(document.data, dict):
-            raise _issue_error("a workflow file must be a mapping with 'steps'", lines.file)
-        base = {
-            k: v
-            for k, v in entry.items()
-            if k not in _REGISTRY_ONLY_KEYS and k not in ("description",)
-        }
-        issues: list[DefinitionIssue] = []
-        if entry.get("config_file"):
-            # Keys of the registry entry that are not workflow keys: report them where they are.
-            for key in [k for k in base if k not in _WORKFLOW_KEYS]:
-                issues.append(
-                    registry_lines.issue(f"unknown key '{key}'", (*entry_path, key), key=key)
-                )
-                del base[key]
-        raw: dict[str, Any] = {**base, **document.data}
-        if "initial_state_model_path" in raw and "initial_state_model" in raw:
-            if "initial_state_model_path" in document.data:
-                raw.pop("initial_state_model")
-            else:
-                raw.pop("initial_state_model_path")
-        if entry.get("config_file"):
-            # Keys that came from the registry entry are reported there, not in the file.
-            note = f"in the registry entry of type '{workflow_type}'"
-            for key in raw:
-                if key in base and key not in document.data:
-                    lines.borrowed[key] = Borrowed(registry_lines, entry_path, note)
-        declared = raw.setdefault("workflow_type", workflow_type)
-        if declared != workflow_type:
-            issues.append(
-                lines.issue(
-                    f"workflow_type '{declared}' does not match the registry type "
-                    f"'{workflow_type}'",
-                    ("workflow_type",),
-                    key="workflow_type",
-                )
-            )
-        if not raw.get("initial_state_model") and not raw.get("initial_state_model_path"):
-            issues.append(
-                lines.issue(
-                    "missing 'initial_state_model' (in the registry entry or the workflow file)",
-                    (),
-                    key="initial_state_model",
-                )
-            )
-        params = raw.get("parameters") or {}
-        params = (
-            substitute(params, {}, lines, issues, ("parameters",))
-            if isinstance(params, dict)
-            else {}
-        )
-        rest = substitute(
-            {k: v for k, v in raw.items() if k != "parameters"}, params, lines, issues
-        )
-        resolved = {**rest, "parameters": params} if "parameters" in raw else rest
-        return resolved, lines, issues
+    @config_dir.setter
+    def config_dir(self, value: Path) -> None:
+        self._definitions.config_dir = value
+
+    @property
+    def expression_evaluator(self) -> ExpressionEvaluator:
+        """The evaluator of the builder's workflows; it checks conditions when compiling."""
+        return self._definitions.expression_evaluator
+
+    @expression_evaluator.setter
+    def expression_evaluator(self, value: ExpressionEvaluator) -> None:
+        self._definitions.expression_evaluator = value
 
     def _compile(self, workflow_type: str) -> CompiledWorkflow:
-        compiled = self._compiled.get(workflow_type)
-        if compiled is None:
-            raw, lines, issues = self._source(workflow_type)
-            try:
-                compiled = compile_workflow(raw, lines, self.expression_evaluator)
-            except DefinitionError as exc:
-                # A value left unsubstituted also fails where it is used: report it once.
-                spots = {(issue.file, issue.line, issue.key) for issue in issues}
-                rest = [i for i in exc.issues if (i.file, i.line, i.key) not in spots]
-                raise DefinitionError([*issues, *rest], source=lines.file) from None
-            if issues:
-                raise DefinitionError(issues, source=lines.file)
-            for warning in compiled.warnings:
-                definition_logger.warning("%s", warning)
-            compiled = self._overridden(compiled)
-            self._compiled[workflow_type] = compiled
-            self._snapshots[self._snapshot_key(compiled.snapshot)] = compiled
-        return compiled
+        return self._definitions.compile(workflow_type)
 
     def _compile_snapshot(self, record: WorkflowRecord) -> CompiledWorkflow:
-        key = self._snapshot_key(record.definition_snapshot)
-        compiled = self._snapshots.get(key)
-        if compiled is None:
-            lines = LineMap(f"<definition snapshot of workflow {record.id}>")
-            compiled = compile_workflow(
-                record.definition_snapshot, lines, self.expression_evaluator
-            )
-            compiled = self._overridden(compiled)
-            self._snapshots[key] = compiled
-        return compiled
+        return self._definitions.compile_snapshot(record.definition_snapshot, record.id)
 
     def override_step(
         self,
@@ -389,36 +151,13 @@ class WorkflowBuilder:
         """Run ``func`` instead of the function of every step called ``step_name`` (of
         ``workflow_type`` only, if given) in the workflows this builder creates or loads from
         now on. For tests: other builders, and the imported module, are untouched."""
-        target = "override" if workflow_type is None else f"override of {workflow_type}"
-        self._step_overrides[(workflow_type, step_name)] = CallSpec.of(
-            func, f"{target}.{step_name}"
-        )
-        # Compiled definitions are per builder: recompile with the override.
-        self._compiled.clear()
-        self._snapshots.clear()
-
-    def _overridden(self, compiled: CompiledWorkflow) -> CompiledWorkflow:
-        if not self._step_overrides:
-            return compiled
-        steps = []
-        for step in compiled.steps:
-            spec = self._step_overrides.get(
-                (compiled.workflow_type, step.name)
-            ) or self._step_overrides.get((None, step.name))
-            steps.append(step if spec is None else dataclasses.replace(step, function=spec))
-        return dataclasses.replace(compiled, steps=tuple(steps))
-
-    @staticmethod
-    def _snapshot_key(snapshot: Mapping[str, Any]) -> str:
-        return hashlib.sha1(
-            orjson.dumps(snapshot, option=orjson.OPT_SORT_KEYS), usedforsecurity=False
-        ).hexdigest()
+        self._definitions.override_step(step_name, func, workflow_type=workflow_type)
 
     # -- definitions -----------------------------------------------------------------------
 
     def list_workflow_types(self) -> list[str]:
         """The registered workflow types."""
-        return sorted(self.registry)
+        return self._definitions.list_workflow_types()
 
     def get_workflow_config(self, workflow_type: str) -> dict[str, Any]:
         """The resolved configuration of a type: registry entry + file, ``${ENV}`` and
@@ -440,38 +179,14 @@ class WorkflowBuilder:
         Returns the warnings (definitions that load but look wrong, such as a branch falling
         through into another branch) of the types checked; they never fail loading.
         """
-        if workflow_type is not None:
-            return list(self._compile(workflow_type).warnings)
-        issues: list[DefinitionIssue] = []
-        warnings: list[DefinitionIssue] = []
-        for name in self.list_workflow_types():
-            try:
-                warnings.extend(self._compile(name).warnings)
-            except DefinitionError as exc:
-                issues.extend(exc.issues)
-        if issues:
-            raise DefinitionError(issues)
-        return warnings
+        return self._definitions.validate(workflow_type)
 
     def reload_workflow_type(
         self, workflow_type: str, yaml_content: str | None = None
     ) -> dict[str, Any]:
         """Forget the compiled definition (and imported functions); optionally replace the file's
         content with ``yaml_content``. Running workflows keep their snapshots."""
-        self._compiled.pop(workflow_type, None)
-        clear_import_cache()
-        if yaml_content is not None:
-            # The new content is no longer the registry file's entry.
-            self._registry_positions.pop(workflow_type, None)
-            document = read_yaml(yaml_content, f"<reloaded {workflow_type}>")
-            if not isinstance(document.data, dict):
-                raise _issue_error(
-                    "a workflow file must be a mapping with 'steps'", document.lines.file
-                )
-            entry = {
-                k: v for k, v in self.registry.get(workflow_type, {}).items() if k != "config_file"
-            }
-            self.registry[workflow_type] = {**entry, **document.data, "type": workflow_type}
+        self._definitions.reload(workflow_type, yaml_content)
         return self.get_workflow_config(workflow_type)
 
     @classmethod
