@@ -45,7 +45,8 @@ def jsonable(value: Any) -> Any:
 
 
 def serialize(value: Any) -> str:
-    """Serialize to a JSON string."""
+    """Serialize to a JSON string. Keep this form, not :func:`dumps`'s bytes, for values that
+    live long: orjson's bytes keep a buffer of at least 4 KB whatever their length."""
     return dumps(value).decode()
 
 

@@ -1,7 +1,7 @@
 """Audit entries, execution logs, metrics and heartbeats of the memory provider.
 
 Entries are kept as handed over, with their JSON field (audit data, log metadata, metric tags,
-heartbeat metadata) as the bytes :func:`ruvon.serialization.dumps` wrote, their id and their
+heartbeat metadata) as the JSON text :func:`ruvon.serialization.serialize` wrote, their id and their
 time; the returned records are built on read, the JSON parsed afresh each time. The handed-over
 record's own JSON field is never read back.
 """
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ruvon.providers.persistence import AuditEvent, Heartbeat, LogEntry, MetricPoint
-from ruvon.serialization import dumps, loads
+from ruvon.serialization import loads, serialize
 
 __all__ = ["MemoryEntries", "json_or_none", "now"]
 
@@ -25,12 +25,12 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def json_or_none(value: Any) -> bytes | None:
-    """``value`` as the codec's bytes, ``None`` for ``None`` (SQL NULL)."""
-    return None if value is None else dumps(value)
+def json_or_none(value: Any) -> str | None:
+    """``value`` as the codec's JSON text, ``None`` for ``None`` (SQL NULL)."""
+    return None if value is None else serialize(value)
 
 
-def _parsed(data: bytes | None) -> Any:
+def _parsed(data: str | None) -> Any:
     return None if data is None else loads(data)
 
 
@@ -39,10 +39,10 @@ class MemoryEntries(ABC):
 
     def __init__(self) -> None:
         super().__init__()
-        self._audit: dict[str, list[tuple[AuditEvent, bytes | None, int, datetime]]] = {}
-        self._logs: dict[str, list[tuple[LogEntry, bytes | None, int, datetime]]] = {}
-        self._metrics: list[tuple[str, MetricPoint, bytes | None, int, datetime]] = []
-        self._heartbeats: dict[str, tuple[Heartbeat, bytes | None]] = {}
+        self._audit: dict[str, list[tuple[AuditEvent, str | None, int, datetime]]] = {}
+        self._logs: dict[str, list[tuple[LogEntry, str | None, int, datetime]]] = {}
+        self._metrics: list[tuple[str, MetricPoint, str | None, int, datetime]] = []
+        self._heartbeats: dict[str, tuple[Heartbeat, str | None]] = {}
         self._next_id = 0
 
     @abstractmethod
@@ -60,9 +60,9 @@ class MemoryEntries(ABC):
     def _append_entries(
         self,
         workflow_id: str,
-        audit: Sequence[tuple[AuditEvent, bytes | None]],
-        metrics: Sequence[tuple[MetricPoint, bytes | None]],
-        logs: Sequence[tuple[LogEntry, bytes | None]],
+        audit: Sequence[tuple[AuditEvent, str | None]],
+        metrics: Sequence[tuple[MetricPoint, str | None]],
+        logs: Sequence[tuple[LogEntry, str | None]],
         at: datetime,
     ) -> None:
         """Keep the entries of a write (each with its JSON field already serialized)."""

@@ -1,9 +1,9 @@
 """The task queue of the memory provider, in a dictionary.
 
 Like every JSON value of the memory provider, a task's ``task_data`` and ``result`` are kept as
-the bytes :func:`ruvon.serialization.dumps` wrote and parsed on every read, exactly as the SQL
-stores keep JSON text. Each method runs without an ``await``, which makes it atomic on the event
-loop: two claims never take the same task.
+the JSON text :func:`ruvon.serialization.serialize` wrote and parsed on every read, exactly as
+the SQL stores keep JSON text. Each method runs without an ``await``, which makes it atomic on
+the event loop: two claims never take the same task.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from ruvon.errors import TaskNotFoundError
 from ruvon.providers.persistence import TaskRecord, check_task_status
-from ruvon.serialization import dumps, loads
+from ruvon.serialization import loads, serialize
 
 __all__ = ["MemoryTaskQueue"]
 
@@ -31,8 +31,8 @@ class _StoredTask:
     """A task as kept: the record without its JSON values, and those as the codec wrote them."""
 
     record: TaskRecord
-    task_data: bytes
-    result: bytes | None
+    task_data: str
+    result: str | None
 
     def load(self) -> TaskRecord:
         """The task as returned: a fresh record with fresh JSON values."""
@@ -77,7 +77,7 @@ class MemoryTaskQueue(ABC):
         max_retries: int = 3,
     ) -> TaskRecord:
         """Queue a PENDING task; a taken idempotency key returns the task holding it."""
-        data = dumps(task_data or {})
+        data = serialize(task_data or {})
         if idempotency_key is not None and idempotency_key in self._task_keys:
             return self._tasks[self._task_keys[idempotency_key]].load()
         self._require(execution_id)
@@ -137,7 +137,7 @@ class MemoryTaskQueue(ABC):
     ) -> TaskRecord:
         """Set a task's status (and its timestamps, retry count, result and error)."""
         check_task_status(status)
-        encoded = None if result is None else dumps(result)
+        encoded = None if result is None else serialize(result)
         kept = self._tasks.get(task_id)
         if kept is None:
             raise TaskNotFoundError(task_id)

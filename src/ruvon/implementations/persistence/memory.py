@@ -5,8 +5,8 @@ short-lived processes); everything is lost when the process exits. Each method r
 ``await`` between its reads and writes, which makes it atomic on the event loop.
 
 JSON values (state, metadata, saga stack, definition snapshot, audit data, log metadata, metric
-tags, heartbeat metadata, task data and results) are kept as the bytes
-:func:`ruvon.serialization.dumps` wrote, exactly as the SQL stores keep JSON text, and parsed
+tags, heartbeat metadata, task data and results) are kept as the JSON text the codec wrote
+(:func:`ruvon.serialization.serialize`), exactly as the SQL stores keep it, and parsed
 with :func:`~ruvon.serialization.loads` on every read. So a value the codec rejects is rejected
 here too (its ``TypeError``, before anything is written), what comes back is JSON-normalized
 like from SQL, and every read returns fresh values that the caller may change freely.
@@ -32,7 +32,7 @@ from ruvon.providers.persistence import (
     check_aware,
     check_page,
 )
-from ruvon.serialization import dumps, loads
+from ruvon.serialization import loads, serialize
 
 __all__ = ["InMemoryPersistence", "InMemoryPersistenceProvider", "MemoryPersistenceProvider"]
 
@@ -52,10 +52,10 @@ class _StoredWorkflow:
     read), the JSON fields as the codec wrote them, and the insertion sequence."""
 
     record: WorkflowRecord
-    definition_snapshot: bytes
-    state: bytes
-    metadata: bytes
-    completed_steps_stack: bytes
+    definition_snapshot: str
+    state: str
+    metadata: str
+    completed_steps_stack: str
     seq: int
 
     def load(self) -> WorkflowRecord:
@@ -100,8 +100,8 @@ class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
         self, record: WorkflowRecord, audit: Sequence[AuditEvent] = ()
     ) -> WorkflowRecord:
         # Everything is serialized first: a value the codec rejects raises before any write.
-        snapshot, state = dumps(record.definition_snapshot), dumps(record.state)
-        metadata, stack = dumps(record.metadata), dumps(record.completed_steps_stack)
+        snapshot, state = serialize(record.definition_snapshot), serialize(record.state)
+        metadata, stack = serialize(record.metadata), serialize(record.completed_steps_stack)
         entries = [(event, json_or_none(event.data)) for event in audit]
         key = record.idempotency_key
         if key is not None and key in self._idempotency:
@@ -141,8 +141,8 @@ class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
         logs: Sequence[LogEntry] = (),
     ) -> int:
         # Everything is serialized first: a value the codec rejects raises before any write.
-        state, metadata = dumps(update.state), dumps(update.metadata)
-        stack = dumps(update.completed_steps_stack)
+        state, metadata = serialize(update.state), serialize(update.metadata)
+        stack = serialize(update.completed_steps_stack)
         audit_entries = [(event, json_or_none(event.data)) for event in audit]
         metric_entries = [(point, json_or_none(point.tags)) for point in metrics]
         log_entries = [(entry, json_or_none(entry.metadata)) for entry in logs]
