@@ -23,6 +23,9 @@ documentation catch as ``ValueError`` also derive from ``ValueError``::
         ├── TaskNotFoundError (ValueError)  the task queue has no task with this id
         ├── ConcurrencyConflictError         a stale writer: another one advanced the workflow
         └── DuplicateIdempotencyKeyError
+
+``DefinitionWarning`` (a ``UserWarning``, not raised) describes a definition that loads but
+probably misbehaves; see its docstring.
 """
 
 from __future__ import annotations
