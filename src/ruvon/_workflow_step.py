@@ -12,7 +12,6 @@ from pydantic import BaseModel, ValidationError
 
 from ruvon._workflow_failure import FailurePath
 from ruvon.definition.compiled import CompiledStep
-from ruvon.definition.schema import HumanInLoopStep
 from ruvon.definition.validate import END
 from ruvon.errors import (
     InvalidInputError,
@@ -38,7 +37,7 @@ from ruvon.state import (
     settle_state,
     unmerged_keys,
 )
-from ruvon.steps import STEP_RUNNERS, StepOutcome, StepRun
+from ruvon.steps import STEP_RUNNERS, StepOutcome, StepRun, StepRunner
 from ruvon.steps.routing import choose_route
 
 __all__ = ["StepCycle"]
@@ -80,8 +79,6 @@ class StepCycle(FailurePath):
             await self._finish_without_step(resuming)
             return {}, False
         step = steps[index]
-        validated = self._validate_input(step, user_input, first, resuming)
-        logger.info("Starting step: %s", step.name)
         run = StepRun(
             workflow_id=self.id,
             workflow_type=self.workflow_type,
@@ -89,7 +86,7 @@ class StepCycle(FailurePath):
             user_input=user_input,
             first_in_call=first,
             resuming=resuming,
-            validated_input=validated,
+            validated_input=None,
             previous_step_result=self._last_result,
             parent_workflow_id=self.parent_execution_id,
             execution=self._execution,
@@ -97,9 +94,13 @@ class StepCycle(FailurePath):
             evaluator=self._evaluator,
             templates=self._templates,
         )
+        runner = STEP_RUNNERS.get(step.kind)
+        # Invalid input changes nothing: it is refused before the step starts.
+        validated = self._validate_input(step, runner, run) if first else None
+        run.validated_input = validated
+        logger.info("Starting step: %s", step.name)
         started = time.perf_counter()
         try:
-            runner = STEP_RUNNERS.get(step.kind)
             if runner is None:
                 raise StepNotImplementedError(step.name, step.kind.value)
             outcome = await runner.run(step, run)
@@ -165,19 +166,14 @@ class StepCycle(FailurePath):
             )
 
     def _validate_input(
-        self,
-        step: CompiledStep,
-        user_input: Mapping[str, Any],
-        first: bool,
-        resuming: WorkflowStatus | None,
+        self, step: CompiledStep, runner: StepRunner | None, run: StepRun
     ) -> BaseModel | None:
-        if not first:
-            return None
-        definition = step.definition
-        if isinstance(definition, HumanInLoopStep) and not (
-            resuming is WorkflowStatus.WAITING_HUMAN or (user_input and not definition.always_pause)
-        ):
+        """The call's input checked against the step's ``required_input`` and ``input_model``
+        (InvalidInputError, nothing changed), unless the step's kind defers it."""
+        if runner is not None and runner.defers_input(step, run):
             return None  # the step will wait; its input is checked when it arrives
+        definition = step.definition
+        user_input = run.user_input
         # ``required_input`` holds with or without an input_model.
         missing = [key for key in definition.required_input if key not in user_input]
         if missing:

@@ -13,8 +13,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ruvon.definition.branches import fall_through_warnings
 from ruvon.definition.loader import LineMap, YamlPath, import_callable
 from ruvon.definition.schema import (
-    LoopStep,
-    ParallelStep,
     StepDefinition,
     WorkflowDefinition,
 )
@@ -241,17 +239,14 @@ def _resolve_step(
             )
         elif model is not None:
             input_model = model
-    if isinstance(step, ParallelStep):
-        for t, task in enumerate(step.tasks):
-            where = (*path, "tasks", t, "function_path")
-            _call_spec(task.function_path, where, lines, issues, step.name, "function_path")
-        for key in ("task_function", "merge_function_path"):
-            value = getattr(step, key)
-            if value is not None:
-                _import(value, (*path, key), lines, issues, step.name, key)
-    if isinstance(step, LoopStep):
-        for b, body in enumerate(step.loop_body):
-            _resolve_step(body, b, (*path, "loop_body"), lines, issues)
+    # What each kind needs beyond function/compensate_function comes from its own hooks.
+    for where, dotted in step.step_functions():
+        _call_spec(dotted, (*path, *where), lines, issues, step.name, str(where[-1]))
+    for where, dotted in step.callables():
+        _import(dotted, (*path, *where), lines, issues, step.name, str(where[-1]))
+    for where, nested in step.nested_steps():
+        for b, body in enumerate(nested):
+            _resolve_step(body, b, (*path, *where), lines, issues)
     public = WorkflowStep(
         name=step.name,
         type=step.kind,

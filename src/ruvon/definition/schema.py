@@ -122,6 +122,21 @@ class _StepBase(_Strict):
         """The step's kind."""
         return StepKind(self.type)  # type: ignore[attr-defined]
 
+    # -- compile hooks: what a kind needs resolved besides function/compensate_function ------
+
+    def step_functions(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Other step functions this step calls, as (key path below the step, dotted path);
+        each must accept ``(state, context)`` and is imported and inspected at load."""
+        return []
+
+    def callables(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Other dotted paths this step imports at load (any signature)."""
+        return []
+
+    def nested_steps(self) -> list[tuple[tuple[str | int, ...], list[StepDefinition]]]:
+        """Steps declared inside this one (e.g. a loop body), compiled with it."""
+        return []
+
 
 class StandardStep(_StepBase):
     """Runs ``function`` in the process and merges its result."""
@@ -168,6 +183,21 @@ class ParallelStep(_StepBase):
     merge_conflict_behavior: MergeConflictBehavior = MergeConflictBehavior.PREFER_NEW
     allow_partial_success: bool = False
     merge_function_path: str | None = None
+
+    def step_functions(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [
+            (("tasks", t, "function_path"), task.function_path) for t, task in enumerate(self.tasks)
+        ]
+
+    def callables(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [
+            ((key,), value)
+            for key, value in (
+                ("task_function", self.task_function),
+                ("merge_function_path", self.merge_function_path),
+            )
+            if value is not None
+        ]
 
     @model_validator(mode="after")
     def _static_or_dynamic(self) -> ParallelStep:
@@ -216,6 +246,9 @@ class LoopStep(_StepBase):
     while_condition: str | None = None
     max_iterations: int = Field(1000, ge=1)
     loop_body: list[StepDefinition] = Field(min_length=1)
+
+    def nested_steps(self) -> list[tuple[tuple[str | int, ...], list[StepDefinition]]]:
+        return [(("loop_body",), self.loop_body)]
 
     @model_validator(mode="after")
     def _mode_keys(self) -> LoopStep:

@@ -26,6 +26,7 @@ from ruvon.providers.template_engine import TemplateEngine
 
 __all__ = [
     "DIRECTIVES",
+    "RunnerBase",
     "StepOutcome",
     "StepRun",
     "StepRunner",
@@ -121,11 +122,24 @@ def fast_context(values: dict[str, Any]) -> StepContext:
 
 
 class StepRunner(Protocol):
-    """Runs the steps of one kind."""
+    """Runs the steps of one kind. Everything the engine needs to know about a kind is asked
+    here (and, at load, of the kind's schema hooks): the engine never switches on a kind."""
 
     async def run(self, step: CompiledStep, run: StepRun) -> StepOutcome:
         """Run ``step`` and report its outcome. Exceptions fail the step."""
         ...
+
+    def defers_input(self, step: CompiledStep, run: StepRun) -> bool:
+        """True when this call's input is not for the step yet (it will wait for its own):
+        the input is then not validated now."""
+        ...
+
+
+class RunnerBase:
+    """Defaults of :class:`StepRunner`: a step takes the input of the call that runs it."""
+
+    def defers_input(self, step: CompiledStep, run: StepRun) -> bool:
+        return False
 
 
 async def call_function(spec: CallSpec, step: CompiledStep, run: StepRun) -> dict[str, Any]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from ruvon.definition.compiled import CompiledStep
 from ruvon.definition.schema import DecisionStep
 from ruvon.models import WorkflowJumpDirective, WorkflowPauseDirective, WorkflowStatus
-from ruvon.steps.base import StepOutcome, StepRun, call_function
+from ruvon.steps.base import RunnerBase, StepOutcome, StepRun, call_function
 from ruvon.steps.function import outcome_of_directive
 
 __all__ = ["DecisionRunner"]
 
 
-class DecisionRunner:
+class DecisionRunner(RunnerBase):
     """Runs a DECISION step. No matching route (and no default) fails the workflow with
     ``NoRouteMatchedError``; a function may instead raise ``WorkflowJumpDirective``."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ruvon.definition.compiled import CompiledStep
 from ruvon.definition.schema import StandardStep
 from ruvon.models import WorkflowJumpDirective, WorkflowPauseDirective, WorkflowStatus
-from ruvon.steps.base import StepOutcome, StepRun, call_function
+from ruvon.steps.base import RunnerBase, StepOutcome, StepRun, call_function
 
 __all__ = ["StandardRunner", "outcome_of_directive"]
 
@@ -21,7 +21,7 @@ def outcome_of_directive(
     )
 
 
-class StandardRunner:
+class StandardRunner(RunnerBase):
     """Runs a STANDARD step. Its routes, if any, are followed when one matches; when none
     matches the workflow goes on with the next step."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ruvon.definition.compiled import CompiledStep
 from ruvon.definition.schema import HumanInLoopStep
 from ruvon.models import WorkflowJumpDirective, WorkflowPauseDirective, WorkflowStatus
-from ruvon.steps.base import StepOutcome, StepRun, call_function
+from ruvon.steps.base import RunnerBase, StepOutcome, StepRun, call_function
 from ruvon.steps.function import outcome_of_directive
 
 __all__ = ["HumanInLoopRunner", "runs_now"]
@@ -24,9 +24,14 @@ def runs_now(step: HumanInLoopStep, run: StepRun) -> bool:
     return bool(run.user_input) and not step.always_pause
 
 
-class HumanInLoopRunner:
+class HumanInLoopRunner(RunnerBase):
     """Runs a HUMAN_IN_LOOP step: its function with the input, or, without a function, the
     input merged into the state."""
+
+    def defers_input(self, step: CompiledStep, run: StepRun) -> bool:
+        definition = step.definition
+        assert isinstance(definition, HumanInLoopStep)
+        return not runs_now(definition, run)
 
     async def run(self, step: CompiledStep, run: StepRun) -> StepOutcome:
         definition = step.definition
