@@ -5,13 +5,21 @@ gives back what it returned. The engine alone merges results and commits them. A
 runs steps elsewhere (e.g. Celery workers) answers :meth:`ExecutionProvider.dispatch_async_task`
 with a :class:`TaskDispatched` instead of a result; the workflow then waits in ``PENDING_ASYNC``
 until the remote side reports the result back (docs/architecture.md, "Remote execution").
+
+:meth:`ExecutionProvider.dispatch_parallel_tasks` runs the tasks of a PARALLEL step and reports
+one :class:`ParallelOutcome` per :class:`ParallelTask`, in the tasks' order. Each task works on
+its own copy of the state (:func:`isolated_state`): tasks cannot change the workflow's state,
+the engine merges their results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import copy
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
 
 from ruvon.errors import StepResultError
 from ruvon.models import StepContext
@@ -23,8 +31,11 @@ __all__ = [
     "AsyncTask",
     "ExecutionContext",
     "ExecutionProvider",
+    "ParallelOutcome",
+    "ParallelTask",
     "StepFunction",
     "TaskDispatched",
+    "isolated_state",
     "step_result",
 ]
 
@@ -46,6 +57,15 @@ def step_result(step_name: str, returned: object) -> dict[str, Any]:
         f"returned {type(returned).__name__} ({returned!r:.80}); a step function must return "
         "a dict (or a Pydantic model, or None)",
     )
+
+
+def isolated_state(state: Any) -> Any:
+    """The copy of the workflow's state that one parallel task receives: a Pydantic model's
+    ``model_copy(deep=True)``, a deep copy of anything else (a dict). Whatever the task does to
+    it never reaches the workflow's state or another task's copy."""
+    if isinstance(state, BaseModel):
+        return state.model_copy(deep=True)
+    return copy.deepcopy(state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,27 @@ class TaskDispatched:
     task_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ParallelTask:
+    """One task of a PARALLEL step: ``func(state_copy, context, **kwargs)`` under ``name``."""
+
+    name: str
+    func: StepFunction
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelOutcome:
+    """What one parallel task came to: its result (``step_result`` of what it returned) or the
+    exception that stopped it (a ``TimeoutError`` when it did not finish in time), never both.
+    ``duration_ms`` runs from the task's start to its end (or to the moment it was given up)."""
+
+    name: str
+    result: dict[str, Any] | None
+    error: BaseException | None
+    duration_ms: float
+
+
 @runtime_checkable
 class ExecutionProvider(Protocol):
     """Runs step functions, in this process or elsewhere."""
@@ -112,4 +153,25 @@ class ExecutionProvider(Protocol):
         self, task: AsyncTask, func: StepFunction, state: Any, context: StepContext
     ) -> dict[str, Any] | TaskDispatched:
         """Run an ASYNC step: either now (return its result) or elsewhere (return the task id)."""
+        ...
+
+    async def dispatch_parallel_tasks(
+        self,
+        tasks: Sequence[ParallelTask],
+        state: Any,
+        context_factory: Callable[[ParallelTask], StepContext],
+        *,
+        timeout_seconds: float | None = None,
+    ) -> list[ParallelOutcome]:
+        """Run the tasks of a PARALLEL step and return one outcome per task, in the order of
+        ``tasks`` whatever order they finish in.
+
+        Each task is called as ``task.func(isolated_state(state), context_factory(task),
+        **task.kwargs)``: it gets its own copy of the state, so it cannot change the workflow's
+        state (the engine merges the results). What it returns goes through
+        :func:`step_result`. An exception of a task (a non-dict result's
+        :class:`StepResultError` included), or not finishing within ``timeout_seconds`` of its
+        start (``TimeoutError``), becomes that task's ``error``; the others are unaffected and
+        the call itself does not raise. ``timeout_seconds`` must be positive (or ``None``).
+        """
         ...
