@@ -30,6 +30,7 @@ from ruvon.models import (
     normalize_status,
 )
 from ruvon.observing import ObserverHub
+from ruvon.progress import Progress
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
 from ruvon.providers.persistence import (
@@ -37,6 +38,7 @@ from ruvon.providers.persistence import (
     LogEntry,
     MetricPoint,
     PersistenceProvider,
+    WorkflowCommit,
     WorkflowRecord,
     WorkflowUpdate,
 )
@@ -77,7 +79,10 @@ class WorkflowCore:
         self._observer = workflow_observer
         self._hub = ObserverHub(workflow_observer)
         self._lock = asyncio.Lock()
-        self._last_result: dict[str, Any] | None = None
+        self.progress: Progress = Progress.from_json(record.progress, cursor=record.current_step)
+        """The run's durable progress record (per-step statuses, the last result)."""
+        # A reload restores the previous step's result for the next step's context.
+        self._last_result: dict[str, Any] | None = self.progress.last_result
         self._actor: str | None = None
         self._broken: BaseException | None = None
         """Why this object may not drive the run any more (its state is unreadable, or the
@@ -189,6 +194,7 @@ class WorkflowCore:
         metadata: dict[str, Any] | None = None,
         completed: bool = False,
         clear_error: bool = False,
+        progress: Progress | None = None,
     ) -> None:
         old = self.status
         check_transition(normalize_status(old) if old.is_waiting else old, status)
@@ -208,6 +214,7 @@ class WorkflowCore:
             [event],
             completed=completed,
             error_message=None if clear_error else self.error_message,
+            progress=progress,
         )
         if status is not old:
             await self._notify_status(old)
@@ -240,11 +247,15 @@ class WorkflowCore:
         completed: bool = False,
         error_message: str | None = None,
         state_dict: dict[str, Any] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         """Write the new position in one provider call; update this object only if it succeeded.
 
-        ``state_dict`` is the JSON form of ``state`` when the caller has already made it."""
+        ``state_dict`` is the JSON form of ``state`` when the caller has already made it;
+        ``progress`` the new progress record (its cursor is set here, from ``index``)."""
         steps = self._compiled.steps
+        cursor = steps[index].name if index < len(steps) else None
+        progress = (self.progress if progress is None else progress).at(cursor)
         if state_dict is None:
             state_dict = dump_state(state)
         if self._actor is not None:
@@ -256,17 +267,18 @@ class WorkflowCore:
             workflow_id=self.id,
             status=status.value,
             state=state_dict,
-            current_step=steps[index].name if index < len(steps) else None,
+            current_step=cursor,
             current_step_index=index,
             metadata=metadata,
             completed_steps_stack=stack,
+            progress=progress.to_json(),
             saga_mode=self.saga_mode,
             blocked_on_child_id=self.blocked_on_child_id,
             error_message=error_message,
             completed_at=completed_at,
         )
         self.version = await self._persistence.commit_workflow(
-            update, expected_version=self.version, audit=audit, metrics=metrics, logs=logs
+            WorkflowCommit(update, self.version, audit=audit, metrics=metrics, logs=logs)
         )
         self.status = status
         self.state = state
@@ -276,6 +288,8 @@ class WorkflowCore:
         self.completed_steps_stack = stack
         self.error_message = error_message
         self.completed_at = completed_at
+        self.progress = progress
+        self._last_result = progress.last_result
 
     def _validated_state(self) -> Any:
         if isinstance(self.state, BaseModel):

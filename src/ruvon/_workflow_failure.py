@@ -87,6 +87,7 @@ class FailurePath(WorkflowCore):
                 logs=logs,
                 stack=stack,
                 error_message=message,
+                progress=self.progress.step_failed(step.name),
             )
         except Exception as commit_error:
             # The step's error stays the one raised; the lost record is attached to it, and

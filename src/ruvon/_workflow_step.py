@@ -229,6 +229,7 @@ class StepCycle(FailurePath):
     ) -> None:
         steps = self._compiled.steps
         old_status = self.status
+        skipped: list[str] = []
         metadata = self.metadata
         audit: list[AuditEvent] = []
         metrics: list[MetricPoint] = []
@@ -291,6 +292,11 @@ class StepCycle(FailurePath):
         stack = self.completed_steps_stack
         if self.saga_mode and outcome.completes_step and step.compensate is not None:
             stack = [*stack, {"step_index": step.index, "step_name": step.name}]
+        progress = (
+            self.progress.step_completed(step.name, outcome.result, skipped)
+            if outcome.completes_step
+            else self.progress
+        )
 
         try:
             await self._commit(
@@ -303,12 +309,11 @@ class StepCycle(FailurePath):
                 stack=stack,
                 completed=status is WorkflowStatus.COMPLETED,
                 state_dict=state_dict,
+                progress=progress,
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
             raise
-        if outcome.completes_step:
-            self._last_result = outcome.result
         await self._notify_step(
             step, outcome, old_status, resuming, target, duration_ms, user_input
         )

@@ -274,7 +274,15 @@ class Workflow(StepCycle):
                 data={"from_step": step_name},
                 user_id=actor,
             )
-            await self._change_status(WorkflowStatus.ACTIVE, audit, index=index, clear_error=True)
+            await self._change_status(
+                WorkflowStatus.ACTIVE,
+                audit,
+                index=index,
+                clear_error=True,
+                progress=self.progress.reset(self.current_step_name or "")
+                if index == self.current_step_index
+                else None,
+            )
 
     def _rolled_back_message(self, action: str) -> str:
         return (

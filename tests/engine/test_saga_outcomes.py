@@ -4,17 +4,15 @@ and a rollback whose record cannot be committed is visible and never runs twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ruvon import WorkflowStateError, WorkflowStatus
 from ruvon.errors import PersistenceError
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon.providers.persistence import AuditEvent, PersistenceProvider, WorkflowUpdate
+from ruvon.providers.persistence import PersistenceProvider, WorkflowCommit
 from tests.support import money_steps
 from tests.support.config import ConfigDir, audit_log, workflow
 
@@ -132,20 +130,10 @@ class _CommitsFailAfterArming(SQLitePersistenceProvider):
 
     armed = False
 
-    async def commit_workflow(
-        self,
-        update: WorkflowUpdate,
-        *,
-        expected_version: int,
-        audit: Sequence[AuditEvent] = (),
-        metrics: Sequence[Any] = (),
-        logs: Sequence[Any] = (),
-    ) -> int:
+    async def commit_workflow(self, commit: WorkflowCommit) -> int:
         if self.armed:
             raise PersistenceError("database or disk is full")
-        return await super().commit_workflow(
-            update, expected_version=expected_version, audit=audit, metrics=metrics, logs=logs
-        )
+        return await super().commit_workflow(commit)
 
 
 async def test_a_rollback_that_cannot_be_recorded_is_visible_and_not_repeated(

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from ruvon import StateValidationError, StoredStateError, WorkflowStateError, WorkflowStatus
-from ruvon.providers.persistence import PersistenceProvider, WorkflowUpdate
+from ruvon.providers.persistence import PersistenceProvider, WorkflowCommit, WorkflowUpdate
 from tests.support.config import ConfigDir, audit_log, workflow
 
 MONEY = "tests.support.money_steps"
@@ -90,15 +90,17 @@ async def test_a_stored_state_that_no_longer_validates(
     # What a model change (or a hand edit) leaves behind.
     broken = {**stored.state, "amount": "three"}
     await persistence.commit_workflow(
-        WorkflowUpdate(
-            workflow_id=stored.id,
-            status=stored.status,
-            state=broken,
-            current_step=stored.current_step,
-            current_step_index=stored.current_step_index,
-            metadata=stored.metadata,
-        ),
-        expected_version=stored.version,
+        WorkflowCommit(
+            WorkflowUpdate(
+                workflow_id=stored.id,
+                status=stored.status,
+                state=broken,
+                current_step=stored.current_step,
+                current_step_index=stored.current_step_index,
+                metadata=stored.metadata,
+            ),
+            expected_version=stored.version,
+        )
     )
 
     with pytest.raises(StoredStateError) as caught:

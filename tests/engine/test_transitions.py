@@ -18,7 +18,7 @@ from ruvon import (
 )
 from ruvon.builder import WorkflowBuilder
 from ruvon.models import check_transition
-from ruvon.providers.persistence import PersistenceProvider, WorkflowUpdate
+from ruvon.providers.persistence import PersistenceProvider, WorkflowCommit, WorkflowUpdate
 from tests.support.config import ConfigDir, audit_log
 
 S = WorkflowStatus
@@ -78,7 +78,7 @@ async def put_in_status(
         metadata=record.metadata,
         error_message=f"{status.value} for the test",
     )
-    await persistence.commit_workflow(update, expected_version=record.version)
+    await persistence.commit_workflow(WorkflowCommit(update, expected_version=record.version))
 
 
 Drive = Callable[[WorkflowBuilder, PersistenceProvider], Awaitable[Workflow]]

@@ -23,6 +23,7 @@ from ruvon.providers.persistence import (
     LogEntry,
     MetricPoint,
     PersistenceProvider,
+    WorkflowCommit,
     WorkflowRecord,
 )
 from ruvon.serialization import dumps, loads
@@ -72,6 +73,7 @@ async def test_every_json_value_comes_back_normalized(store: PersistenceProvider
             state=ODD_STATE,
             metadata=ODD,
             completed_steps_stack=[{"step": "a", "result": ODD}],
+            progress={"last_result": ODD},
             definition_snapshot={"steps": ({"name": "a"},), "extra": ODD},
         ),
         [AuditEvent("WORKFLOW_CREATED", data=ODD)],
@@ -81,15 +83,20 @@ async def test_every_json_value_comes_back_normalized(store: PersistenceProvider
         assert record.state == NORMALIZED_STATE
         assert record.metadata == NORMALIZED
         assert record.completed_steps_stack == [{"step": "a", "result": NORMALIZED}]
+        assert record.progress == {"last_result": NORMALIZED}
         assert record.definition_snapshot == expected_snapshot
         assert isinstance(record.state["pair"], list)
 
     await store.commit_workflow(
-        make_update("wf-1", state=ODD_STATE, metadata=ODD, completed_steps_stack=[ODD]),
-        expected_version=1,
-        audit=[AuditEvent("STEP", data=ODD)],
-        metrics=[MetricPoint("m", 1.0, tags=ODD)],
-        logs=[LogEntry("INFO", "x", metadata=ODD)],
+        WorkflowCommit(
+            make_update(
+                "wf-1", state=ODD_STATE, metadata=ODD, completed_steps_stack=[ODD], progress=ODD
+            ),
+            expected_version=1,
+            audit=[AuditEvent("STEP", data=ODD)],
+            metrics=[MetricPoint("m", 1.0, tags=ODD)],
+            logs=[LogEntry("INFO", "x", metadata=ODD)],
+        )
     )
     await store.log_audit_event("wf-1", AuditEvent("USER", data=ODD))
     await store.log_execution("wf-1", LogEntry("INFO", "y", metadata=ODD))
@@ -98,7 +105,7 @@ async def test_every_json_value_comes_back_normalized(store: PersistenceProvider
 
     record = await load(store, "wf-1")
     assert (record.state, record.metadata) == (NORMALIZED_STATE, NORMALIZED)
-    assert record.completed_steps_stack == [NORMALIZED]
+    assert (record.completed_steps_stack, record.progress) == ([NORMALIZED], NORMALIZED)
     assert [event.data for event in await store.get_audit_log("wf-1")] == [NORMALIZED] * 3
     assert [entry.metadata for entry in await store.get_execution_logs("wf-1")] == [NORMALIZED] * 2
     assert [point.tags for point in await store.get_workflow_metrics()] == [NORMALIZED] * 2
@@ -143,11 +150,15 @@ async def test_memory_sqlite_and_postgres_return_identical_values(
 ) -> None:
     results = []
     for store in (memory_store, sqlite_store, postgres_store):
-        created = await store.create_workflow(make_record("wf-1", state=ODD_STATE, metadata=ODD))
+        created = await store.create_workflow(
+            make_record("wf-1", state=ODD_STATE, metadata=ODD, progress=ODD)
+        )
         await store.commit_workflow(
-            make_update("wf-1", state=ODD_STATE, completed_steps_stack=[ODD]),
-            expected_version=1,
-            audit=[AuditEvent("STEP", data=ODD)],
+            WorkflowCommit(
+                make_update("wf-1", state=ODD_STATE, completed_steps_stack=[ODD], progress=ODD),
+                expected_version=1,
+                audit=[AuditEvent("STEP", data=ODD)],
+            )
         )
         loaded = await load(store, "wf-1")
         audit = await store.get_audit_log("wf-1")
@@ -179,22 +190,24 @@ async def test_unserializable_state_in_a_commit_writes_nothing(
     store: PersistenceProvider,
 ) -> None:
     await store.create_workflow(make_record("wf-1"), [AuditEvent("WORKFLOW_CREATED")])
-    await store.commit_workflow(make_update("wf-1"), expected_version=1)
+    await store.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=1))
     before = await _snapshot(store)
 
     with pytest.raises(TypeError) as caught:
         await store.commit_workflow(
-            make_update("wf-1", state={"ok": (1, 2), "bad": object()}, status="COMPLETED"),
-            expected_version=2,
-            audit=[AuditEvent("STEP_COMPLETED")],
-            metrics=[MetricPoint("step_duration_ms", 1.0)],
-            logs=[LogEntry("INFO", "done")],
+            WorkflowCommit(
+                make_update("wf-1", state={"ok": (1, 2), "bad": object()}, status="COMPLETED"),
+                expected_version=2,
+                audit=[AuditEvent("STEP_COMPLETED")],
+                metrics=[MetricPoint("step_duration_ms", 1.0)],
+                logs=[LogEntry("INFO", "done")],
+            )
         )
 
     assert type(caught.value) is CODEC_ERROR
     assert await _snapshot(store) == before
     # The workflow is unharmed: the next commit at the same version goes through.
-    assert await store.commit_workflow(make_update("wf-1"), expected_version=2) == 3
+    assert await store.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=2)) == 3
 
 
 @pytest.mark.parametrize(
@@ -202,11 +215,12 @@ async def test_unserializable_state_in_a_commit_writes_nothing(
     [
         {"update": {"metadata": BAD}},
         {"update": {"completed_steps_stack": [BAD]}},
+        {"update": {"progress": BAD}},
         {"audit": [AuditEvent("STEP", data=BAD)]},
         {"metrics": [MetricPoint("m", 1.0, tags=BAD)]},
         {"logs": [LogEntry("INFO", "x", metadata=BAD)]},
     ],
-    ids=["metadata", "saga-stack", "audit-data", "metric-tags", "log-metadata"],
+    ids=["metadata", "saga-stack", "progress", "audit-data", "metric-tags", "log-metadata"],
 )
 async def test_any_unserializable_value_of_a_commit_writes_nothing(
     store: PersistenceProvider, commit_arguments: dict[str, Any]
@@ -217,10 +231,12 @@ async def test_any_unserializable_value_of_a_commit_writes_nothing(
 
     with pytest.raises(CODEC_ERROR):
         await store.commit_workflow(
-            make_update("wf-1", **commit_arguments.get("update", {})),
-            expected_version=1,
-            audit=[AuditEvent("FIRST"), *entries.pop("audit", [])],
-            **entries,
+            WorkflowCommit(
+                make_update("wf-1", **commit_arguments.get("update", {})),
+                expected_version=1,
+                audit=[AuditEvent("FIRST"), *entries.pop("audit", [])],
+                **entries,
+            )
         )
 
     assert await _snapshot(store) == before
@@ -232,9 +248,10 @@ async def test_any_unserializable_value_of_a_commit_writes_nothing(
         {"state": BAD},
         {"metadata": BAD},
         {"completed_steps_stack": [BAD]},
+        {"progress": BAD},
         {"definition_snapshot": BAD},
     ],
-    ids=["state", "metadata", "saga-stack", "snapshot"],
+    ids=["state", "metadata", "saga-stack", "progress", "snapshot"],
 )
 async def test_unserializable_create_writes_nothing(
     store: PersistenceProvider, fields: dict[str, Any]

@@ -14,13 +14,17 @@ import asyncpg
 import pytest
 
 from ruvon.implementations.persistence import _migrations
+from ruvon.implementations.persistence._columns import WORKFLOW_COLUMNS
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon.providers.persistence import AuditEvent
-from tests.providers.test_persistence_compliance import load, make_record
+from ruvon.providers.persistence import AuditEvent, WorkflowCommit
+from tests.providers.test_persistence_compliance import load, make_record, make_update
 
-VERSIONS = [1, 2]
-"""Every migration there is: a new migration adds its number here."""
+VERSIONS = [1, 2, 3]
+"""Every migration there is: a new migration adds its number here..."""
+
+MIGRATION_FILES = ["0001_init", "0002_query_api", "0003_progress"]
+"""... and its file name (without the dialect) here."""
 
 QUERY_INDEX = "ix_workflow_executions_org_created"
 """The index migration 0002 adds."""
@@ -50,10 +54,10 @@ def _sqlite_versions(path: Path) -> list[int]:
     return [row[0] for row in rows]
 
 
-def _only_the_first_migration(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the runner know migration 0001 only, as a release before 0002 did."""
+def _only_the_first_migrations(monkeypatch: pytest.MonkeyPatch, count: int = 1) -> None:
+    """Make the runner know the first ``count`` migrations only, as an earlier release did."""
     real = _migrations.load_migrations
-    monkeypatch.setattr(_migrations, "load_migrations", lambda dialect: real(dialect)[:1])
+    monkeypatch.setattr(_migrations, "load_migrations", lambda dialect: real(dialect)[:count])
 
 
 def _sqlite_indexes(path: Path | str) -> dict[str, list[str]]:
@@ -119,16 +123,19 @@ async def test_sqlite_adopts_a_file_built_by_hand(tmp_path: Path) -> None:
 
 
 async def test_sqlite_adopts_a_file_built_by_hand_with_every_migration(tmp_path: Path) -> None:
-    # SQLite has no ADD COLUMN IF NOT EXISTS: the runner must skip the column 0002 adds.
+    # SQLite has no ADD COLUMN IF NOT EXISTS: the runner must skip the columns 0002 and 0003 add.
     path = tmp_path / "by-hand.db"
     conn = sqlite3.connect(path)
-    conn.executescript(_migration_sql("0001_init.sqlite.sql"))
-    conn.executescript(_migration_sql("0002_query_api.sqlite.sql"))
+    for name in MIGRATION_FILES:
+        conn.executescript(_migration_sql(f"{name}.sqlite.sql"))
     conn.close()
 
     async with SQLitePersistenceProvider(path) as provider:
-        await provider.create_workflow(make_record("wf-1", idempotency_hash="h"))
-        assert (await load(provider, "wf-1")).idempotency_hash == "h"
+        await provider.create_workflow(
+            make_record("wf-1", idempotency_hash="h", progress={"step": 1})
+        )
+        stored = await load(provider, "wf-1")
+        assert (stored.idempotency_hash, stored.progress) == ("h", {"step": 1})
 
     assert _sqlite_versions(path) == VERSIONS
 
@@ -165,19 +172,19 @@ async def test_postgres_concurrent_initialization(postgres_url: str, postgres_sc
     finally:
         for provider in providers:
             await provider.close()
-    assert [tuple(row) for row in rows] == [(1, "init"), (2, "query_api")]
+    assert [tuple(row) for row in rows] == [(1, "init"), (2, "query_api"), (3, "progress")]
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("files", [["0001_init"], ["0001_init", "0002_query_api"]])
+@pytest.mark.parametrize("count", [1, 2, 3])
 async def test_postgres_adopts_a_schema_built_by_hand(
-    postgres_url: str, postgres_schema: str, files: list[str]
+    postgres_url: str, postgres_schema: str, count: int
 ) -> None:
     conn = await asyncpg.connect(postgres_url)
     try:
         await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
         await conn.execute(f'SET search_path TO "{postgres_schema}"')
-        for name in files:
+        for name in MIGRATION_FILES[:count]:
             await conn.execute(_migration_sql(f"{name}.postgres.sql"))
     finally:
         await conn.close()
@@ -186,8 +193,11 @@ async def test_postgres_adopts_a_schema_built_by_hand(
         postgres_url, schema=postgres_schema, pool_min_size=1, pool_max_size=2
     )
     async with provider:
-        await provider.create_workflow(make_record("wf-1", idempotency_hash="h"))
-        assert (await load(provider, "wf-1")).idempotency_hash == "h"
+        await provider.create_workflow(
+            make_record("wf-1", idempotency_hash="h", progress={"step": 1})
+        )
+        stored = await load(provider, "wf-1")
+        assert (stored.idempotency_hash, stored.progress) == ("h", {"step": 1})
         versions = await provider.pool.fetch("SELECT version FROM schema_migrations")
     assert sorted(row[0] for row in versions) == VERSIONS
 
@@ -200,7 +210,7 @@ async def test_sqlite_upgrade_from_0001_keeps_the_rows(
 ) -> None:
     path = tmp_path / "old.db"
     with monkeypatch.context() as patch:
-        _only_the_first_migration(patch)
+        _only_the_first_migrations(patch)
         async with SQLitePersistenceProvider(path):
             pass
     assert _sqlite_versions(path) == [1]
@@ -220,7 +230,7 @@ async def test_sqlite_upgrade_from_0001_keeps_the_rows(
 
     async with SQLitePersistenceProvider(path) as provider:
         old = await load(provider, "old-1")
-        assert (old.idempotency_key, old.idempotency_hash) == ("key-old", None)
+        assert (old.idempotency_key, old.idempotency_hash, old.progress) == ("key-old", None, {})
         assert (old.status, old.state, old.current_step_index) == (
             "WAITING_HUMAN",
             {"order_id": "old-1"},
@@ -250,7 +260,7 @@ async def test_postgres_upgrade_from_0001_keeps_the_rows(
         await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
         await conn.execute(f'SET search_path TO "{postgres_schema}"')
         with monkeypatch.context() as patch:
-            _only_the_first_migration(patch)
+            _only_the_first_migrations(patch)
             assert await _migrations.migrate_postgres(conn) == [1]
         assert QUERY_INDEX not in await _postgres_indexes(conn, postgres_schema)
         await conn.execute(
@@ -270,7 +280,7 @@ async def test_postgres_upgrade_from_0001_keeps_the_rows(
     )
     async with provider:
         old = await load(provider, "old-1")
-        assert (old.idempotency_key, old.idempotency_hash) == ("key-old", None)
+        assert (old.idempotency_key, old.idempotency_hash, old.progress) == ("key-old", None, {})
         assert (old.status, old.state, old.current_step_index) == (
             "WAITING_HUMAN",
             {"order_id": "old-1"},
@@ -289,6 +299,88 @@ async def test_postgres_upgrade_from_0001_keeps_the_rows(
     assert sorted(row[0] for row in versions) == VERSIONS
     assert indexes[QUERY_INDEX] == ["org_id", "created_at"]
     assert _leading_columns(indexes) >= LIST_FILTER_COLUMNS
+
+
+def _v2_row(seq: str, created_at: str) -> str:
+    """The INSERT of a row as a release at schema version 2 wrote it (no progress column);
+    ``seq`` is the column list's start (SQLite's ``seq`` column, or nothing), ``created_at``
+    the placeholder of both times."""
+    return (
+        f"INSERT INTO workflow_executions ({seq}id, workflow_type, workflow_version, "
+        "definition_snapshot, state_model_path, status, state, current_step, "
+        "current_step_index, metadata, idempotency_key, idempotency_hash, created_at, "
+        f"updated_at) VALUES ({'1, ' if seq else ''}'v2-1', 'OrderFlow', '1.0', "
+        "'{\"steps\": []}', 'm.State', 'ACTIVE', '{\"order_id\": \"v2-1\"}', 'charge', 1, "
+        f"'{{\"attempt\": 1}}', 'key-v2', 'hash-v2', {created_at}, {created_at})"
+    )
+
+
+async def _check_upgraded_v2_row(
+    provider: SQLitePersistenceProvider | PostgresPersistenceProvider,
+) -> None:
+    """The row written at version 2 reads back unchanged with ``progress == {}``, and takes a
+    commit's progress like any other; so does a new workflow."""
+    old = await load(provider, "v2-1")
+    assert old.progress == {}
+    assert (old.state, old.metadata, old.current_step_index) == (
+        {"order_id": "v2-1"},
+        {"attempt": 1},
+        1,
+    )
+    assert (old.idempotency_key, old.idempotency_hash, old.created_at) == (
+        "key-v2",
+        "hash-v2",
+        OLD_CREATED_AT,
+    )
+    update = make_update("v2-1", progress={"charge": "COMPLETED"})
+    assert await provider.commit_workflow(WorkflowCommit(update, old.version)) == old.version + 1
+    assert (await load(provider, "v2-1")).progress == {"charge": "COMPLETED"}
+    await provider.create_workflow(make_record("new-1", progress={"n": [1, 2]}))
+    assert (await load(provider, "new-1")).progress == {"n": [1, 2]}
+
+
+async def test_sqlite_upgrade_from_0002_gives_old_rows_an_empty_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "v2.db"
+    with monkeypatch.context() as patch:
+        _only_the_first_migrations(patch, 2)
+        async with SQLitePersistenceProvider(path):
+            pass
+    assert _sqlite_versions(path) == [1, 2]
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(_v2_row("seq, ", "?1"), (OLD_CREATED_AT.isoformat(timespec="microseconds"),))
+    conn.close()
+
+    async with SQLitePersistenceProvider(path) as provider:
+        await _check_upgraded_v2_row(provider)
+
+    assert _sqlite_versions(path) == VERSIONS
+
+
+@pytest.mark.postgres
+async def test_postgres_upgrade_from_0002_gives_old_rows_an_empty_progress(
+    postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
+        await conn.execute(f'SET search_path TO "{postgres_schema}"')
+        with monkeypatch.context() as patch:
+            _only_the_first_migrations(patch, 2)
+            assert await _migrations.migrate_postgres(conn) == [1, 2]
+        await conn.execute(_v2_row("", "$1"), OLD_CREATED_AT)
+    finally:
+        await conn.close()
+
+    provider = PostgresPersistenceProvider(
+        postgres_url, schema=postgres_schema, pool_min_size=1, pool_max_size=2
+    )
+    async with provider:
+        await _check_upgraded_v2_row(provider)
+        versions = await provider.pool.fetch("SELECT version FROM schema_migrations")
+    assert sorted(row[0] for row in versions) == VERSIONS
 
 
 # -- dialect parity --------------------------------------------------------------------------
@@ -343,6 +435,7 @@ async def test_schema_parity_between_sqlite_and_postgres(
     } <= set(sqlite_columns)
     assert sqlite_columns == postgres_columns  # the same columns, equally nullable
     assert sqlite_columns["workflow_executions"]["idempotency_hash"] is True  # nullable
+    assert sqlite_columns["workflow_executions"]["progress"] is False  # NOT NULL, '{}' default
 
 
 @pytest.mark.postgres
@@ -363,3 +456,45 @@ async def test_index_parity_between_sqlite_and_postgres(
     }
     assert sqlite_indexes == postgres_indexes
     assert _leading_columns(sqlite_indexes) >= LIST_FILTER_COLUMNS
+
+
+# -- the column declaration the statements are generated from --------------------------------
+
+_SQLITE_TYPES = {
+    "text": "TEXT",
+    "int": "INTEGER",
+    "bool": "INTEGER",
+    "json": "TEXT",
+    "time": "TEXT",
+}
+_POSTGRES_TYPES = {
+    "text": "text",
+    "int": "integer",
+    "bool": "boolean",
+    "json": "jsonb",
+    "time": "timestamp with time zone",
+}
+
+
+def test_the_declared_columns_are_sqlites_columns(sqlite_store: SQLitePersistenceProvider) -> None:
+    conn = sqlite3.connect(sqlite_store.db_path)
+    try:
+        table = {row[1]: row[2] for row in conn.execute("PRAGMA table_info('workflow_executions')")}
+    finally:
+        conn.close()
+    assert table.pop("seq") == "INTEGER"  # the insertion order, not a field of the record
+    assert table == {column.name: _SQLITE_TYPES[column.kind] for column in WORKFLOW_COLUMNS}
+
+
+@pytest.mark.postgres
+async def test_the_declared_columns_are_postgres_columns(
+    postgres_store: PostgresPersistenceProvider, postgres_schema: str
+) -> None:
+    rows = await postgres_store.pool.fetch(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = $1 AND table_name = 'workflow_executions'",
+        postgres_schema,
+    )
+    table = {row["column_name"]: row["data_type"] for row in rows}
+    assert table.pop("seq") == "bigint"
+    assert table == {column.name: _POSTGRES_TYPES[column.kind] for column in WORKFLOW_COLUMNS}

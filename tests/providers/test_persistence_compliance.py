@@ -20,6 +20,7 @@ from ruvon.providers.persistence import (
     LogEntry,
     MetricPoint,
     PersistenceProvider,
+    WorkflowCommit,
     WorkflowRecord,
     WorkflowUpdate,
 )
@@ -97,6 +98,7 @@ async def test_create_and_load_round_trip_every_field(store: PersistenceProvider
         current_step_index=3,
         metadata={"source": "api", "tags": ["x", "y"], "score": 0.75},
         completed_steps_stack=[{"step": "a", "state": {"k": 1}}, {"step": "b"}],
+        progress={"steps": {"a": "COMPLETED", "b": "RUNNING"}, "last_result": {"n": 1.5}},
         saga_mode=True,
         parent_execution_id="parent-1",
         blocked_on_child_id="child-9",
@@ -138,6 +140,7 @@ async def test_create_fills_defaults_and_timestamps(store: PersistenceProvider) 
     assert loaded.version == 1
     assert loaded.metadata == {}
     assert loaded.completed_steps_stack == []
+    assert loaded.progress == {}
     assert loaded.saga_mode is False
     assert loaded.priority == 5
     assert loaded.completed_at is None
@@ -155,9 +158,11 @@ async def test_loaded_records_are_copies(store: PersistenceProvider) -> None:
     first = await load(store, "wf-1")
     first.state["total"] = -1
     first.metadata["mutated"] = True
+    first.progress["mutated"] = True
     again = await load(store, "wf-1")
     assert again.state["total"] == 10.5
     assert "mutated" not in again.metadata
+    assert again.progress == {}
 
 
 async def test_idempotency_key_returns_the_existing_workflow(store: PersistenceProvider) -> None:
@@ -192,7 +197,7 @@ async def test_a_taken_key_returns_the_existing_hash_for_the_caller_to_compare(
 
     assert (again.id, again.idempotency_hash) == ("wf-1", "hash-a")
     assert await store.load_workflow("wf-2") is None
-    await store.commit_workflow(make_update("wf-1"), expected_version=1)
+    await store.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=1))
     assert (await load(store, "wf-1")).idempotency_hash == "hash-a"
     assert (await store.create_workflow(make_record("wf-3"))).idempotency_hash is None
 
@@ -230,29 +235,34 @@ async def test_commit_bumps_version_and_writes_everything(store: PersistenceProv
         blocked_on_child_id="child-1",
         error_message="almost",
         completed_at=completed_at,
+        progress={"steps": {"validate": "COMPLETED"}, "last_result": {"ok": True}},
     )
 
     version = await store.commit_workflow(
-        update,
-        expected_version=1,
-        audit=[
-            AuditEvent(
-                "STEP_COMPLETED",
-                step_name="validate",
-                old_status="ACTIVE",
-                new_status="COMPLETED",
-                data={"result": {"ok": True}, "ß": "ü"},
-                user_id="u1",
-                worker_id="w1",
-                duration_ms=12.5,
-            ),
-            AuditEvent("WORKFLOW_COMPLETED"),
-        ],
-        metrics=[
-            MetricPoint("step_duration_ms", 12.5, unit="ms", step_name="validate", tags={"a": 1}),
-            MetricPoint("custom", 3, workflow_type="Other"),
-        ],
-        logs=[LogEntry("INFO", "validated", step_name="validate", metadata={"n": 1})],
+        WorkflowCommit(
+            update,
+            expected_version=1,
+            audit=[
+                AuditEvent(
+                    "STEP_COMPLETED",
+                    step_name="validate",
+                    old_status="ACTIVE",
+                    new_status="COMPLETED",
+                    data={"result": {"ok": True}, "ß": "ü"},
+                    user_id="u1",
+                    worker_id="w1",
+                    duration_ms=12.5,
+                ),
+                AuditEvent("WORKFLOW_COMPLETED"),
+            ],
+            metrics=[
+                MetricPoint(
+                    "step_duration_ms", 12.5, unit="ms", step_name="validate", tags={"a": 1}
+                ),
+                MetricPoint("custom", 3, workflow_type="Other"),
+            ],
+            logs=[LogEntry("INFO", "validated", step_name="validate", metadata={"n": 1})],
+        )
     )
 
     assert version == 2
@@ -266,6 +276,7 @@ async def test_commit_bumps_version_and_writes_everything(store: PersistenceProv
     )
     assert loaded.metadata == {"attempt": 1}
     assert loaded.completed_steps_stack == [{"step": "validate", "index": 0}]
+    assert loaded.progress == {"steps": {"validate": "COMPLETED"}, "last_result": {"ok": True}}
     assert loaded.saga_mode is True
     assert loaded.blocked_on_child_id == "child-1"
     assert loaded.error_message == "almost"
@@ -316,11 +327,50 @@ async def test_commit_bumps_version_and_writes_everything(store: PersistenceProv
     assert logs[0].workflow_id == "wf-1" and is_utc(logs[0].logged_at)
 
 
+async def test_progress_is_stored_at_create_and_replaced_by_every_commit(
+    store: PersistenceProvider,
+) -> None:
+    progress = {"steps": {"a": "COMPLETED"}, "last_result": {"items": (1, 2)}, "n": 0.25}
+    created = await store.create_workflow(make_record("wf-1", progress=progress))
+    normalized = {"steps": {"a": "COMPLETED"}, "last_result": {"items": [1, 2]}, "n": 0.25}
+    assert created.progress == normalized  # through the codec: the tuple comes back a list
+    assert (await load(store, "wf-1")).progress == normalized
+
+    later = {"steps": {"a": "COMPLETED", "b": "FAILED"}, "error": {"type": "ValueError"}}
+    await store.commit_workflow(WorkflowCommit(make_update("wf-1", progress=later), 1))
+    assert (await load(store, "wf-1")).progress == later
+    # The update carries the whole document: one left at its default clears it.
+    await store.commit_workflow(WorkflowCommit(make_update("wf-1"), 2))
+    assert (await load(store, "wf-1")).progress == {}
+    # A stale commit writes no progress either.
+    with pytest.raises(ConcurrencyConflictError):
+        await store.commit_workflow(WorkflowCommit(make_update("wf-1", progress=later), 2))
+    assert (await load(store, "wf-1")).progress == {}
+
+
+async def test_concurrent_commits_keep_each_workflows_progress(store: PersistenceProvider) -> None:
+    # Concurrent commits of different workflows may share a transaction (group commit).
+    ids = [f"wf-{n}" for n in range(6)]
+    for workflow_id in ids:
+        await store.create_workflow(make_record(workflow_id, progress={"created": workflow_id}))
+    versions = await asyncio.gather(
+        *(
+            store.commit_workflow(WorkflowCommit(make_update(i, progress={"step": i}), 1))
+            for i in ids
+        )
+    )
+    assert versions == [2] * len(ids)
+    assert [(await load(store, i)).progress for i in ids] == [{"step": i} for i in ids]
+    assert [r.progress for r in await store.list_workflows()] == [{"step": i} for i in ids[::-1]]
+
+
 async def test_successive_commits_count_versions(store: PersistenceProvider) -> None:
     await store.create_workflow(make_record("wf-1"))
     for expected in range(1, 6):
         version = await store.commit_workflow(
-            make_update("wf-1", current_step_index=expected), expected_version=expected
+            WorkflowCommit(
+                make_update("wf-1", current_step_index=expected), expected_version=expected
+            )
         )
         assert version == expected + 1
     assert (await load(store, "wf-1")).version == 6
@@ -328,16 +378,18 @@ async def test_successive_commits_count_versions(store: PersistenceProvider) -> 
 
 async def test_stale_version_conflicts_and_writes_nothing(store: PersistenceProvider) -> None:
     await store.create_workflow(make_record("wf-1"), [AuditEvent("WORKFLOW_CREATED")])
-    await store.commit_workflow(make_update("wf-1"), expected_version=1)
+    await store.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=1))
     before = await load(store, "wf-1")
 
     with pytest.raises(ConcurrencyConflictError) as caught:
         await store.commit_workflow(
-            make_update("wf-1", status="FAILED", state={"lost": True}),
-            expected_version=1,
-            audit=[AuditEvent("STEP_COMPLETED")],
-            metrics=[MetricPoint("step_duration_ms", 1.0)],
-            logs=[LogEntry("ERROR", "should not be written")],
+            WorkflowCommit(
+                make_update("wf-1", status="FAILED", state={"lost": True}),
+                expected_version=1,
+                audit=[AuditEvent("STEP_COMPLETED")],
+                metrics=[MetricPoint("step_duration_ms", 1.0)],
+                logs=[LogEntry("ERROR", "should not be written")],
+            )
         )
 
     assert caught.value.workflow_id == "wf-1"
@@ -351,7 +403,7 @@ async def test_stale_version_conflicts_and_writes_nothing(store: PersistenceProv
 async def test_commit_on_missing_workflow_is_not_found(store: PersistenceProvider) -> None:
     with pytest.raises(WorkflowNotFoundError) as caught:
         await store.commit_workflow(
-            make_update("ghost"), expected_version=1, audit=[AuditEvent("X")]
+            WorkflowCommit(make_update("ghost"), expected_version=1, audit=[AuditEvent("X")])
         )
     assert caught.value.workflow_id == "ghost"
     assert await store.get_audit_log("ghost") == []
@@ -362,14 +414,18 @@ async def test_concurrent_commits_with_the_same_version(store: PersistenceProvid
 
     results = await asyncio.gather(
         store.commit_workflow(
-            make_update("wf-1", state={"winner": "a"}),
-            expected_version=1,
-            audit=[AuditEvent("A")],
+            WorkflowCommit(
+                make_update("wf-1", state={"winner": "a"}),
+                expected_version=1,
+                audit=[AuditEvent("A")],
+            )
         ),
         store.commit_workflow(
-            make_update("wf-1", state={"winner": "b"}),
-            expected_version=1,
-            audit=[AuditEvent("B")],
+            WorkflowCommit(
+                make_update("wf-1", state={"winner": "b"}),
+                expected_version=1,
+                audit=[AuditEvent("B")],
+            )
         ),
         return_exceptions=True,
     )
@@ -435,7 +491,7 @@ async def test_list_pages(store: PersistenceProvider) -> None:
 
 async def test_list_order_does_not_change_on_commit(store: PersistenceProvider) -> None:
     await _populate(store)
-    await store.commit_workflow(make_update("p-1"), expected_version=1)
+    await store.commit_workflow(WorkflowCommit(make_update("p-1"), expected_version=1))
     assert await _ids(store) == ["x-2", "x-1", "c-2", "c-1", "p-1"]
 
 
@@ -449,11 +505,13 @@ async def test_delete_cascades(store: PersistenceProvider) -> None:
     await store.create_workflow(make_record("wf-2"), [AuditEvent("WORKFLOW_CREATED")])
     for workflow_id in ("wf-1", "wf-2"):
         await store.commit_workflow(
-            make_update(workflow_id),
-            expected_version=1,
-            audit=[AuditEvent("STEP")],
-            metrics=[MetricPoint("m", 1.0)],
-            logs=[LogEntry("INFO", "hello")],
+            WorkflowCommit(
+                make_update(workflow_id),
+                expected_version=1,
+                audit=[AuditEvent("STEP")],
+                metrics=[MetricPoint("m", 1.0)],
+                logs=[LogEntry("INFO", "hello")],
+            )
         )
         await store.upsert_heartbeat(workflow_id, "worker-1")
     await asyncio.sleep(0.01)
@@ -484,9 +542,11 @@ async def test_audit_order_filter_and_limit(store: PersistenceProvider) -> None:
     await store.create_workflow(make_record("wf-1"), [AuditEvent("WORKFLOW_CREATED")])
     await store.create_workflow(make_record("wf-2"), [AuditEvent("WORKFLOW_CREATED")])
     await store.commit_workflow(
-        make_update("wf-1"),
-        expected_version=1,
-        audit=[AuditEvent("STEP_STARTED", step_name="a"), AuditEvent("STEP_COMPLETED")],
+        WorkflowCommit(
+            make_update("wf-1"),
+            expected_version=1,
+            audit=[AuditEvent("STEP_STARTED", step_name="a"), AuditEvent("STEP_COMPLETED")],
+        )
     )
     await store.log_audit_event("wf-1", AuditEvent("USER_ACTION", user_id="bob", data={"x": 1}))
     await store.log_audit_event("wf-1", AuditEvent("STEP_STARTED", step_name="b"))
@@ -517,9 +577,11 @@ async def test_execution_logs_filters(store: PersistenceProvider) -> None:
     await store.create_workflow(make_record("wf-1"))
     await store.create_workflow(make_record("wf-2"))
     await store.commit_workflow(
-        make_update("wf-1"),
-        expected_version=1,
-        logs=[LogEntry("INFO", "one", step_name="a"), LogEntry("DEBUG", "two", step_name="a")],
+        WorkflowCommit(
+            make_update("wf-1"),
+            expected_version=1,
+            logs=[LogEntry("INFO", "one", step_name="a"), LogEntry("DEBUG", "two", step_name="a")],
+        )
     )
     await store.log_execution("wf-1", LogEntry("ERROR", "three", step_name="b"))
     await store.log_execution("wf-1", LogEntry("INFO", "four", step_name="b", metadata={"k": []}))
@@ -540,9 +602,11 @@ async def test_metrics_filters(store: PersistenceProvider) -> None:
     await store.create_workflow(make_record("wf-1"))
     await store.create_workflow(make_record("wf-2", workflow_type="Refund"))
     await store.commit_workflow(
-        make_update("wf-1"),
-        expected_version=1,
-        metrics=[MetricPoint("step_duration_ms", 1.0), MetricPoint("items", 20)],
+        WorkflowCommit(
+            make_update("wf-1"),
+            expected_version=1,
+            metrics=[MetricPoint("step_duration_ms", 1.0), MetricPoint("items", 20)],
+        )
     )
     await store.record_metric("wf-2", MetricPoint("step_duration_ms", 2.0, unit="ms"))
     await store.record_metric("wf-1", MetricPoint("step_duration_ms", 3.0))

@@ -15,7 +15,7 @@ import pytest
 
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.providers.persistence import AuditEvent, LogEntry, MetricPoint
+from ruvon.providers.persistence import AuditEvent, LogEntry, MetricPoint, WorkflowCommit
 from tests.providers import test_persistence_compliance as compliance
 from tests.providers.test_persistence_compliance import load, make_record, make_update
 
@@ -57,14 +57,19 @@ async def test_commit_is_one_statement(
         "logs": [LogEntry("INFO", "done")],
     }
     # The first use of each statement text also prepares it; measure the steady state.
-    await provider.commit_workflow(make_update("wf-1"), expected_version=1, **entries)
-    await provider.commit_workflow(make_update("wf-1"), expected_version=2)
+    await provider.commit_workflow(
+        WorkflowCommit(make_update("wf-1"), expected_version=1, **entries)
+    )
+    await provider.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=2))
 
     with_entries = await _sent_by(
-        queries, provider.commit_workflow(make_update("wf-1"), expected_version=3, **entries)
+        queries,
+        provider.commit_workflow(
+            WorkflowCommit(make_update("wf-1"), expected_version=3, **entries)
+        ),
     )
     bare = await _sent_by(
-        queries, provider.commit_workflow(make_update("wf-1"), expected_version=4)
+        queries, provider.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=4))
     )
 
     assert len(with_entries) == 1
@@ -95,11 +100,11 @@ async def test_conflict_costs_a_second_query_only_when_it_happens(
 ) -> None:
     provider, queries = single_connection
     await provider.create_workflow(make_record("wf-1"))
-    await provider.commit_workflow(make_update("wf-1"), expected_version=1)
+    await provider.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=1))
 
     async def stale() -> None:
         with pytest.raises(PersistenceError):
-            await provider.commit_workflow(make_update("wf-1"), expected_version=1)
+            await provider.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=1))
 
     assert len(await _sent_by(queries, stale())) == 2
 
@@ -201,7 +206,7 @@ async def test_many_concurrent_commits_share_the_pool(
     versions = await asyncio.gather(
         *(
             postgres_store.commit_workflow(
-                make_update(i), expected_version=1, audit=[AuditEvent("STEP")]
+                WorkflowCommit(make_update(i), expected_version=1, audit=[AuditEvent("STEP")])
             )
             for i in ids
         )
@@ -338,7 +343,7 @@ async def test_concurrent_commits_are_written_in_batches(
     versions = await asyncio.gather(
         *(
             provider.commit_workflow(
-                make_update(i, state={"n": i}), expected_version=1, **_entries(i)
+                WorkflowCommit(make_update(i, state={"n": i}), expected_version=1, **_entries(i))
             )
             for i in ids
         )
@@ -380,7 +385,10 @@ async def test_batches_respect_the_size_cap(postgres_url: str, postgres_schema: 
             conn.add_query_logger(queries.append)
 
         versions = await asyncio.gather(
-            *(provider.commit_workflow(make_update(i), expected_version=1) for i in ids)
+            *(
+                provider.commit_workflow(WorkflowCommit(make_update(i), expected_version=1))
+                for i in ids
+            )
         )
 
         assert versions == [2] * 30
@@ -394,13 +402,17 @@ async def test_a_stale_or_missing_commit_in_a_batch_fails_alone(
     provider, queries = grouped
     ids = [f"wf-{n}" for n in range(8)]
     await _create(provider, ids)
-    await provider.commit_workflow(make_update("wf-3", state={"kept": True}), expected_version=1)
+    await provider.commit_workflow(
+        WorkflowCommit(make_update("wf-3", state={"kept": True}), expected_version=1)
+    )
     before = await load(provider, "wf-3")
     queries.clear()
 
     results = await asyncio.gather(
         *(
-            provider.commit_workflow(make_update(i), expected_version=1, **_entries(i))
+            provider.commit_workflow(
+                WorkflowCommit(make_update(i), expected_version=1, **_entries(i))
+            )
             for i in [*ids, "ghost"]
         ),
         return_exceptions=True,
@@ -430,10 +442,19 @@ async def test_commits_of_one_workflow_never_share_a_batch(
 
     # wf-0 three times: versions 1 and 2 in sequence, and a duplicate of the first.
     results = await asyncio.gather(
-        provider.commit_workflow(make_update("wf-0", state={"n": 1}), expected_version=1),
-        *(provider.commit_workflow(make_update(i), expected_version=1) for i in ids[1:]),
-        provider.commit_workflow(make_update("wf-0", state={"n": 2}), expected_version=2),
-        provider.commit_workflow(make_update("wf-0", state={"n": 3}), expected_version=1),
+        provider.commit_workflow(
+            WorkflowCommit(make_update("wf-0", state={"n": 1}), expected_version=1)
+        ),
+        *(
+            provider.commit_workflow(WorkflowCommit(make_update(i), expected_version=1))
+            for i in ids[1:]
+        ),
+        provider.commit_workflow(
+            WorkflowCommit(make_update("wf-0", state={"n": 2}), expected_version=2)
+        ),
+        provider.commit_workflow(
+            WorkflowCommit(make_update("wf-0", state={"n": 3}), expected_version=1)
+        ),
         return_exceptions=True,
     )
 
@@ -459,9 +480,11 @@ async def test_a_bad_item_falls_back_and_fails_alone(
     results = await asyncio.gather(
         *(
             provider.commit_workflow(
-                make_update(i, state={"text": "nul \x00" if i == "wf-2" else "fine"}),
-                expected_version=1,
-                **_entries(i),
+                WorkflowCommit(
+                    make_update(i, state={"text": "nul \x00" if i == "wf-2" else "fine"}),
+                    expected_version=1,
+                    **_entries(i),
+                )
             )
             for i in ids
         ),
@@ -490,7 +513,9 @@ async def test_close_writes_pending_commits(
     ids = [f"wf-{n:03d}" for n in range(150)]
     await _create(provider, ids)
     tasks = [
-        asyncio.create_task(provider.commit_workflow(make_update(i), expected_version=1))
+        asyncio.create_task(
+            provider.commit_workflow(WorkflowCommit(make_update(i), expected_version=1))
+        )
         for i in ids
     ]
     await asyncio.sleep(0)  # every commit queued, the first batch not written yet
@@ -516,7 +541,9 @@ async def test_close_fails_commits_it_cannot_write(
         await locker.execute("BEGIN")
         await locker.execute("SELECT 1 FROM workflow_executions WHERE id = 'wf-2' FOR UPDATE")
         tasks = [
-            asyncio.create_task(provider.commit_workflow(make_update(i), expected_version=1))
+            asyncio.create_task(
+                provider.commit_workflow(WorkflowCommit(make_update(i), expected_version=1))
+            )
             for i in ids
         ]
         await asyncio.sleep(0.3)  # the batch is waiting for the lock on wf-2
@@ -547,7 +574,9 @@ async def test_cancelled_callers_leave_the_batcher_working(
 
     # Cancelled while queued: dropped, nothing written.
     queued = [
-        asyncio.create_task(provider.commit_workflow(make_update(i), expected_version=1))
+        asyncio.create_task(
+            provider.commit_workflow(WorkflowCommit(make_update(i), expected_version=1))
+        )
         for i in ids
     ]
     await asyncio.sleep(0)  # every commit queued, no batch taken yet
@@ -564,7 +593,9 @@ async def test_cancelled_callers_leave_the_batcher_working(
         await locker.execute("BEGIN")
         await locker.execute("SELECT 1 FROM workflow_executions WHERE id = 'wf-0' FOR UPDATE")
         in_flight = [
-            asyncio.create_task(provider.commit_workflow(make_update(i), expected_version=1))
+            asyncio.create_task(
+                provider.commit_workflow(WorkflowCommit(make_update(i), expected_version=1))
+            )
             for i in ids[:5]
         ]
         await asyncio.sleep(0.2)  # written, waiting for the lock on wf-0
@@ -580,7 +611,7 @@ async def test_cancelled_callers_leave_the_batcher_working(
     # The batcher goes on: the committed versions are there, and new commits are written.
     assert [(await load(provider, i)).version for i in ids] == [2] * 10
     versions = await asyncio.gather(
-        *(provider.commit_workflow(make_update(i), expected_version=2) for i in ids)
+        *(provider.commit_workflow(WorkflowCommit(make_update(i), expected_version=2)) for i in ids)
     )
     assert versions == [3] * 10
 
@@ -598,7 +629,10 @@ async def test_without_group_commit_every_commit_is_its_own_statement(
             conn.add_query_logger(queries.append)
 
         versions = await asyncio.gather(
-            *(provider.commit_workflow(make_update(i), expected_version=1) for i in ids)
+            *(
+                provider.commit_workflow(WorkflowCommit(make_update(i), expected_version=1))
+                for i in ids
+            )
         )
 
         assert versions == [2] * 10

@@ -22,7 +22,7 @@ import pytest
 
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon.providers.persistence import AuditEvent, MetricPoint, WorkflowRecord
+from ruvon.providers.persistence import AuditEvent, MetricPoint, WorkflowCommit, WorkflowRecord
 from tests.providers.test_persistence_compliance import load, make_record, make_update
 
 T = TypeVar("T")
@@ -76,7 +76,10 @@ async def test_in_memory_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         await first.create_workflow(make_record("wf-1"))
         async with SQLitePersistenceProvider(":memory:") as second:
             assert await second.load_workflow("wf-1") is None
-        assert await first.commit_workflow(make_update("wf-1"), expected_version=1) == 2
+        assert (
+            await first.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=1))
+            == 2
+        )
     assert _entries(tmp_path) == []
 
 
@@ -140,7 +143,9 @@ async def test_a_held_lock_times_out_as_persistence_error(tmp_path: Path) -> Non
         other.execute("BEGIN IMMEDIATE")
         try:
             with pytest.raises(PersistenceError, match="locked"):
-                await provider.commit_workflow(make_update("wf-1"), expected_version=1)
+                await provider.commit_workflow(
+                    WorkflowCommit(make_update("wf-1"), expected_version=1)
+                )
         finally:
             other.execute("ROLLBACK")
             other.close()
@@ -154,7 +159,7 @@ async def test_waiting_for_a_lock_does_not_block_the_event_loop(tmp_path: Path) 
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         commit = asyncio.create_task(
-            provider.commit_workflow(make_update("wf-1"), expected_version=1)
+            provider.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=1))
         )
         ticks = 0
         for _ in range(20):
@@ -193,12 +198,13 @@ def test_a_commit_survives_a_killed_process(tmp_path: Path) -> None:
         f"""
         import asyncio, os, signal
         from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
+        from ruvon.providers.persistence import WorkflowCommit
         from tests.providers.test_persistence_compliance import load, make_record, make_update
 
         async def main():
             provider = SQLitePersistenceProvider({str(path)!r})
             await provider.create_workflow(make_record("wf-1"))
-            await provider.commit_workflow(make_update("wf-1"), expected_version=1)
+            await provider.commit_workflow(WorkflowCommit(make_update("wf-1"), expected_version=1))
             os.kill(os.getpid(), signal.SIGKILL)
 
         asyncio.run(main())
@@ -288,7 +294,10 @@ async def test_concurrent_commits_share_transactions(provider: SQLitePersistence
     seen = await _statements(provider)
 
     versions = await asyncio.gather(
-        *(provider.commit_workflow(**_step(workflow_id), expected_version=1) for workflow_id in ids)
+        *(
+            provider.commit_workflow(WorkflowCommit(**_step(workflow_id), expected_version=1))
+            for workflow_id in ids
+        )
     )
 
     assert versions == [2] * 50
@@ -320,7 +329,10 @@ async def test_queued_commits_are_written_in_one_transaction(
 
     async with _held(provider):
         tasks = await _queued(
-            *(provider.commit_workflow(**_step(wf), expected_version=1) for wf in ids)
+            *(
+                provider.commit_workflow(WorkflowCommit(**_step(wf), expected_version=1))
+                for wf in ids
+            )
         )
         assert not any(task.done() for task in tasks)
 
@@ -336,7 +348,10 @@ async def test_batches_are_capped(tmp_path: Path) -> None:
         seen = await _statements(provider)
         async with _held(provider):
             tasks = await _queued(
-                *(provider.commit_workflow(**_step(wf), expected_version=1) for wf in _ids(10))
+                *(
+                    provider.commit_workflow(WorkflowCommit(**_step(wf), expected_version=1))
+                    for wf in _ids(10)
+                )
             )
         assert await asyncio.gather(*tasks) == [2] * 10
         assert _transactions(seen) == (3, 3, 0)
@@ -349,7 +364,10 @@ async def test_without_group_commit_every_commit_is_a_transaction(tmp_path: Path
         seen = await _statements(provider)
         async with _held(provider):
             tasks = await _queued(
-                *(provider.commit_workflow(**_step(wf), expected_version=1) for wf in _ids(10))
+                *(
+                    provider.commit_workflow(WorkflowCommit(**_step(wf), expected_version=1))
+                    for wf in _ids(10)
+                )
             )
         assert await asyncio.gather(*tasks) == [2] * 10
         assert _transactions(seen) == (10, 10, 0)
@@ -367,12 +385,12 @@ async def test_a_stale_commit_in_a_batch_fails_alone(provider: SQLitePersistence
 
     async with _held(provider):
         tasks = await _queued(
-            provider.commit_workflow(**_step("wf-0"), expected_version=1),
-            provider.commit_workflow(**_step("wf-1"), expected_version=1),
-            provider.commit_workflow(**_step("wf-2"), expected_version=7),  # stale
-            provider.commit_workflow(**_step("wf-missing"), expected_version=1),
-            provider.commit_workflow(**_step("wf-3"), expected_version=1),
-            provider.commit_workflow(**_step("wf-4"), expected_version=1),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-0"), expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-1"), expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-2"), expected_version=7)),  # stale
+            provider.commit_workflow(WorkflowCommit(**_step("wf-missing"), expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-3"), expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-4"), expected_version=1)),
         )
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -399,10 +417,14 @@ async def test_two_commits_of_one_workflow_in_one_batch(
 
     async with _held(provider):
         tasks = await _queued(
-            provider.commit_workflow(**_step("wf-1", 1), expected_version=1),
-            provider.commit_workflow(**_step("wf-1", 2), expected_version=2),  # after the first
-            provider.commit_workflow(**_step("wf-1", 3), expected_version=2),  # stale by then
-            provider.commit_workflow(**_step("wf-1", 4), expected_version=3),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-1", 1), expected_version=1)),
+            provider.commit_workflow(
+                WorkflowCommit(**_step("wf-1", 2), expected_version=2)
+            ),  # after the first
+            provider.commit_workflow(
+                WorkflowCommit(**_step("wf-1", 3), expected_version=2)
+            ),  # stale by then
+            provider.commit_workflow(WorkflowCommit(**_step("wf-1", 4), expected_version=3)),
         )
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -434,11 +456,11 @@ async def test_a_write_that_fails_the_transaction_fails_alone(
 
     async with _held(provider):
         tasks = await _queued(
-            provider.commit_workflow(**_step("wf-0"), expected_version=1),
-            provider.commit_workflow(**_step("wf-1"), expected_version=1),
-            provider.commit_workflow(**bad, expected_version=1),
-            provider.commit_workflow(**_step("wf-3"), expected_version=1),
-            provider.commit_workflow(**_step("wf-4"), expected_version=1),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-0"), expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-1"), expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**bad, expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-3"), expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-4"), expected_version=1)),
         )
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -466,7 +488,10 @@ async def test_a_batch_waiting_for_the_lock_fails_at_once(tmp_path: Path) -> Non
         try:
             async with _held(provider):
                 tasks = await _queued(
-                    *(provider.commit_workflow(**_step(wf), expected_version=1) for wf in _ids(5))
+                    *(
+                        provider.commit_workflow(WorkflowCommit(**_step(wf), expected_version=1))
+                        for wf in _ids(5)
+                    )
                 )
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         finally:
@@ -477,7 +502,9 @@ async def test_a_batch_waiting_for_the_lock_fails_at_once(tmp_path: Path) -> Non
         for workflow_id, outcome in zip(_ids(5), outcomes, strict=True):
             assert isinstance(outcome, PersistenceError)
             assert f"commit workflow '{workflow_id}'" in str(outcome) and "locked" in str(outcome)
-        assert await provider.commit_workflow(**_step("wf-0"), expected_version=1) == 2
+        assert (
+            await provider.commit_workflow(WorkflowCommit(**_step("wf-0"), expected_version=1)) == 2
+        )
 
 
 async def test_creates_join_batches(provider: SQLitePersistenceProvider) -> None:
@@ -492,7 +519,7 @@ async def test_creates_join_batches(provider: SQLitePersistenceProvider) -> None
             provider.create_workflow(make_record("wf-old"), [started]),
             provider.create_workflow(make_record("wf-c", parent_execution_id="nope"), [started]),
             provider.create_workflow(make_record("wf-d", parent_execution_id="wf-a"), [started]),
-            provider.commit_workflow(**_step("wf-a"), expected_version=1),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-a"), expected_version=1)),
         )
     a, b, duplicate, orphan, child, committed = await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -520,8 +547,8 @@ async def test_a_cancelled_queued_commit_is_not_written(
     await provider.create_workflow(make_record("wf-2"))
     async with _held(provider):
         cancelled, kept = await _queued(
-            provider.commit_workflow(**_step("wf-1"), expected_version=1),
-            provider.commit_workflow(**_step("wf-2"), expected_version=1),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-1"), expected_version=1)),
+            provider.commit_workflow(WorkflowCommit(**_step("wf-2"), expected_version=1)),
         )
         cancelled.cancel()
     assert await kept == 2
@@ -545,7 +572,10 @@ async def test_close_with_pending_commits(tmp_path: Path) -> None:
 
     async with _held(provider):
         tasks = await _queued(
-            *(provider.commit_workflow(**_step(f"wf-{n}"), expected_version=1) for n in range(20))
+            *(
+                provider.commit_workflow(WorkflowCommit(**_step(f"wf-{n}"), expected_version=1))
+                for n in range(20)
+            )
         )
         closing = asyncio.ensure_future(provider.close())
         await asyncio.sleep(0.05)
@@ -586,6 +616,7 @@ def test_batched_commits_survive_a_killed_process(tmp_path: Path) -> None:
         f"""
         import asyncio, sys, time
         from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
+        from ruvon.providers.persistence import WorkflowCommit
         from tests.providers.test_persistence_compliance import make_record, make_update
 
         async def main():
@@ -594,7 +625,7 @@ def test_batched_commits_survive_a_killed_process(tmp_path: Path) -> None:
             for workflow_id in ids:
                 await provider.create_workflow(make_record(workflow_id))
             versions = await asyncio.gather(
-                *(provider.commit_workflow(make_update(wf), expected_version=1) for wf in ids)
+                *(provider.commit_workflow(WorkflowCommit(make_update(wf), 1)) for wf in ids)
             )
             assert versions == [2] * 50
             print("committed", flush=True)

@@ -13,7 +13,7 @@ import pytest
 from ruvon.builder import WorkflowBuilder
 from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon.providers.persistence import PersistenceProvider
+from ruvon.providers.persistence import PersistenceProvider, WorkflowCommit
 from tests.providers.test_persistence_compliance import make_record, make_update
 
 UTC = timezone.utc
@@ -129,7 +129,7 @@ async def test_newest_first_follows_created_at_not_insertion(store: PersistenceP
     expected = ["newest", "tie-second", "tie-first", "middle", "oldest"]
     assert await _ids(store) == expected
     assert await _ids(store, limit=2, offset=1) == ["tie-second", "tie-first"]
-    await store.commit_workflow(make_update("oldest"), expected_version=1)
+    await store.commit_workflow(WorkflowCommit(make_update("oldest"), expected_version=1))
     assert await _ids(store) == expected
 
 

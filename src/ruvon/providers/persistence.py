@@ -4,8 +4,8 @@ The contract is a set of small Protocols (structural typing: a provider need not
 satisfy them). :class:`PersistenceProvider` is their union, which is what the engine needs.
 The records below are the vocabulary of the contract; they are plain frozen data.
 
-Every JSON value (state, metadata, saga stack, definition snapshot, audit data, log metadata,
-metric tags, heartbeat metadata, task data and results) goes through the one codec,
+Every JSON value (state, metadata, saga stack, progress, definition snapshot, audit data, log
+metadata, metric tags, heartbeat metadata, task data and results) goes through the one codec,
 :func:`ruvon.serialization.dumps` when written and :func:`~ruvon.serialization.loads` when read,
 in every store. So values are returned JSON-normalized (tuples come back as lists, datetimes
 inside JSON as ISO strings; metric values are floats), and a value the codec cannot serialize is
@@ -13,8 +13,9 @@ rejected by every store alike: the codec's ``TypeError`` propagates unchanged (i
 in :class:`PersistenceError`) and nothing of the call is written.
 
 The one rule every implementation must keep: :meth:`WorkflowStore.commit_workflow` writes the
-workflow row *and* the audit, metric and log entries that come with it in one transaction, and
-only if the row's version is still the expected one.
+workflow row *and* the audit, metric and log entries that come with it (one
+:class:`WorkflowCommit`) in one transaction, and only if the row's version is still the expected
+one.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "TaskNotFoundError",
     "TaskQueue",
     "TaskRecord",
+    "WorkflowCommit",
     "WorkflowNotFoundError",
     "WorkflowRecord",
     "WorkflowStore",
@@ -59,7 +61,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class WorkflowUpdate:
-    """The fields of a workflow row that change as it runs; written by ``commit_workflow``."""
+    """The fields of a workflow row that change as it runs; written by ``commit_workflow``.
+
+    Every commit writes every field: a field left at its default is stored as that default.
+    ``progress`` is the engine's own JSON document of how the run is going (e.g. per-step
+    statuses, the last step's result); stores keep it as an opaque value, like ``metadata``.
+    """
 
     workflow_id: str
     status: str
@@ -68,6 +75,7 @@ class WorkflowUpdate:
     current_step_index: int
     metadata: dict[str, Any]
     completed_steps_stack: list[dict[str, Any]] = field(default_factory=list)
+    progress: dict[str, Any] = field(default_factory=dict)
     saga_mode: bool = False
     blocked_on_child_id: str | None = None
     error_message: str | None = None
@@ -81,7 +89,9 @@ class WorkflowRecord:
     ``version`` is the row version used for optimistic concurrency: 1 when created, +1 on every
     successful commit. ``idempotency_hash`` is stored as given with ``idempotency_key`` (a digest
     of the request that took the key, for the caller to compare when the key is reused); the
-    stores never interpret it.
+    stores never interpret it. ``progress`` is the engine's opaque JSON document of how the run
+    is going (see :class:`WorkflowUpdate`); it may be set at create and is ``{}`` for rows
+    written before it existed.
     """
 
     id: str
@@ -95,6 +105,7 @@ class WorkflowRecord:
     current_step_index: int
     metadata: dict[str, Any] = field(default_factory=dict)
     completed_steps_stack: list[dict[str, Any]] = field(default_factory=list)
+    progress: dict[str, Any] = field(default_factory=dict)
     saga_mode: bool = False
     parent_execution_id: str | None = None
     blocked_on_child_id: str | None = None
@@ -161,6 +172,23 @@ class LogEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkflowCommit:
+    """One call of ``commit_workflow``: a workflow's new row and the entries written with it.
+
+    ``update`` is written, together with the ``audit``, ``metrics`` and ``logs`` entries, only
+    if the stored row is still at ``expected_version`` (the version the workflow was loaded or
+    last committed at). A provider reads the fields it knows by name, so a field added later
+    (with a default) breaks no provider.
+    """
+
+    update: WorkflowUpdate
+    expected_version: int
+    audit: Sequence[AuditEvent] = ()
+    metrics: Sequence[MetricPoint] = ()
+    logs: Sequence[LogEntry] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Proof of life of a worker running a step of a workflow."""
 
@@ -220,8 +248,10 @@ class WorkflowStore(Protocol):
     ) -> WorkflowRecord:
         """Insert a workflow and its audit entries in one transaction and return what is stored.
 
-        If ``record.idempotency_key`` is already held by another workflow, nothing is written
-        and that workflow's record is returned instead (with its own ``idempotency_hash``: the
+        Every field of ``record`` is stored as given (``progress`` included) except ``version``
+        (1) and the times the store sets (``updated_at``; ``created_at`` unless given). If
+        ``record.idempotency_key`` is already held by another workflow, nothing is written and
+        that workflow's record is returned instead (with its own ``idempotency_hash``: the
         caller compares). A JSON value the codec cannot serialize raises its ``TypeError``.
         """
         ...
@@ -230,26 +260,24 @@ class WorkflowStore(Protocol):
         """The stored workflow, or ``None`` if there is none with this id."""
         ...
 
-    async def commit_workflow(
-        self,
-        update: WorkflowUpdate,
-        *,
-        expected_version: int,
-        audit: Sequence[AuditEvent] = (),
-        metrics: Sequence[MetricPoint] = (),
-        logs: Sequence[LogEntry] = (),
-    ) -> int:
-        """Write ``update`` and the entries in one transaction; return the new row version.
+    async def commit_workflow(self, commit: WorkflowCommit) -> int:
+        """Write ``commit.update`` and the commit's audit, metric and log entries in one
+        transaction; return the new row version (``expected_version + 1``).
 
         Raises :class:`ConcurrencyConflictError` (writing nothing) if the stored version is not
-        ``expected_version``, and :class:`WorkflowNotFoundError` if the workflow does not exist.
+        ``commit.expected_version``, and :class:`WorkflowNotFoundError` if the workflow does not
+        exist.
 
-        Every JSON value of the call (the update's state, metadata and saga stack, audit data,
-        metric tags, log metadata) is serialized with :func:`ruvon.serialization.dumps` before
-        anything is written. A value it cannot serialize (e.g. an arbitrary object) raises the
-        codec's ``TypeError`` as is, not wrapped in :class:`PersistenceError`, and nothing is
-        written: the stored workflow, its version and its entries stay as they were. Every store
-        behaves alike, the memory store included.
+        Every field of the update is written, ``progress`` included: it replaces the stored
+        document as a whole (the engine sends the complete document on every commit) and is
+        returned as stored by the next load.
+
+        Every JSON value of the call (the update's state, metadata, saga stack and progress,
+        audit data, metric tags, log metadata) is serialized with
+        :func:`ruvon.serialization.dumps` before anything is written. A value it cannot
+        serialize (e.g. an arbitrary object) raises the codec's ``TypeError`` as is, not wrapped
+        in :class:`PersistenceError`, and nothing is written: the stored workflow, its version
+        and its entries stay as they were. Every store behaves alike, the memory store included.
         """
         ...
 

@@ -28,7 +28,7 @@ class Commit:
     workflow_id: str
     expected_version: int
     args: list[Any]
-    """The 12 parameters of ``_sql.UPDATE_WORKFLOW``."""
+    """The parameters of ``_columns.UPDATE_WORKFLOW`` (``_rows.update_workflow_args``)."""
     audit: list[tuple[Any, ...]]
     metrics: list[tuple[Any, ...]]
     logs: list[tuple[Any, ...]]

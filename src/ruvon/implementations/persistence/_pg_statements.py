@@ -1,8 +1,9 @@
 """PostgreSQL-only statement text: the one-statement commit and create, and the batch commit.
 
-The shared statements of ``_sql`` become data-modifying CTEs here: a versioned UPDATE (or the
-INSERT of a new row) whose RETURNING row feeds the inserts of its audit, metric and log entries,
-passed as parallel arrays (``unnest``).
+The shared statements of ``_sql`` and ``_columns`` become data-modifying CTEs here: a versioned
+UPDATE (or the INSERT of a new row) whose RETURNING row feeds the inserts of its audit, metric
+and log entries, passed as parallel arrays (``unnest``). The batch UPDATE is generated from the
+column declaration of ``_columns``, like the single one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,15 @@ from functools import cache
 from typing import Any
 
 from ruvon.implementations.persistence import _sql
+from ruvon.implementations.persistence._columns import (
+    INSERT_WORKFLOW_PARAMS,
+    UPDATE_WORKFLOW,
+    UPDATE_WORKFLOW_PARAMS,
+    UPDATED_COLUMNS,
+    Column,
+    Kind,
+    set_clause,
+)
 
 __all__ = [
     "BATCH_VERSIONS",
@@ -97,10 +107,10 @@ def commit_sql(audit: bool, metrics: bool, logs: bool) -> str:
     Entry kinds without entries are left out of the text, so their parameters are not sent;
     each of the eight variants is prepared once per connection.
     """
-    ctes, _ = _entry_ctes("u", 13, (audit, metrics, logs))
+    ctes, _ = _entry_ctes("u", UPDATE_WORKFLOW_PARAMS + 1, (audit, metrics, logs))
     with_entries = "".join(f", {cte}" for cte in ctes)
     return (
-        f"WITH u AS ({_sql.UPDATE_WORKFLOW} RETURNING version, workflow_type)"
+        f"WITH u AS ({UPDATE_WORKFLOW} RETURNING version, workflow_type)"
         f"{with_entries} SELECT version FROM u"
     )
 
@@ -108,7 +118,7 @@ def commit_sql(audit: bool, metrics: bool, logs: bool) -> str:
 @cache
 def create_sql(audit: bool) -> str:
     """The create as one statement: the row (unless its idempotency key is taken) + audit."""
-    ctes, _ = _entry_ctes("w", _sql.INSERT_WORKFLOW_PARAMS + 1, (audit, False, False))
+    ctes, _ = _entry_ctes("w", INSERT_WORKFLOW_PARAMS + 1, (audit, False, False))
     with_entries = "".join(f", {cte}" for cte in ctes)
     return (
         f"WITH w AS ({_S.insert_workflow} ON CONFLICT (idempotency_key) DO NOTHING "
@@ -119,29 +129,30 @@ def create_sql(audit: bool) -> str:
 
 # -- the batch commit (group commit) -------------------------------------------------------
 
-# The 12 parameters of _sql.UPDATE_WORKFLOW (as _rows.update_workflow_args orders them) as the
-# columns of unnest(): (column name, array element type).
+_ARRAY_TYPES: dict[Kind, str] = {
+    "text": "text",
+    "int": "int4",
+    "bool": "bool",
+    "json": "text",  # the codec's text, cast to jsonb per element
+    "time": "timestamptz",
+}
+
+# The parameters of UPDATE_WORKFLOW (as _rows.update_workflow_args orders them) as the columns
+# of unnest(): (column name, array element type).
 _BATCH_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "text"),
     ("expected", "int4"),
-    ("status", "text"),
-    ("state", "text"),
-    ("current_step", "text"),
-    ("current_step_index", "int4"),
-    ("metadata", "text"),
-    ("completed_steps_stack", "text"),
-    ("saga_mode", "bool"),
-    ("blocked_on_child_id", "text"),
-    ("error_message", "text"),
-    ("completed_at", "timestamptz"),
+    *((column.name, _ARRAY_TYPES[column.kind]) for column in UPDATED_COLUMNS),
 )
 
+
+def _batch_value(column: Column, _number: int) -> str:
+    """The new value of an updated column: its element of the unnest() row ``c``."""
+    return f"c.{column.name}::jsonb" if column.kind == "json" else f"c.{column.name}"
+
+
 _BATCH_UPDATE = f"""UPDATE workflow_executions AS w
-SET status = c.status, state = c.state::jsonb, current_step = c.current_step,
-    current_step_index = c.current_step_index, metadata = c.metadata::jsonb,
-    completed_steps_stack = c.completed_steps_stack::jsonb, saga_mode = c.saga_mode,
-    blocked_on_child_id = c.blocked_on_child_id, error_message = c.error_message,
-    completed_at = c.completed_at, version = w.version + 1, updated_at = now()
+SET {set_clause(_batch_value, "w")}
 FROM unnest({", ".join(f"${n}::{kind}[]" for n, (_c, kind) in enumerate(_BATCH_COLUMNS, 1))})
     AS c({", ".join(column for column, _kind in _BATCH_COLUMNS)})
 WHERE w.id = c.id AND w.version = c.expected

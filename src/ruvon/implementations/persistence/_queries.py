@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ruvon.implementations.persistence._columns import SELECT_WORKFLOW
 from ruvon.implementations.persistence._sql import (
     AUDIT_COLUMNS,
     LOG_COLUMNS,
     METRIC_COLUMNS,
-    SELECT_WORKFLOW,
     Dialect,
 )
 from ruvon.models import statuses_matching

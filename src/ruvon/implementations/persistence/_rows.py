@@ -1,26 +1,40 @@
 """Row ⇄ record mapping shared by the SQL providers.
 
 Records become statement parameters (JSON as text, times through the dialect) and selected rows
-become records again. Rows are read by position, in the column order of the statements in
-``_sql``.
+become records again. The workflow row is mapped by its column declaration (``_columns``): which
+values each dialect converts, and where, is derived from it once at import. The entry rows are
+read by position, in the column order of the statements in ``_sql`` and ``_queries``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
-from ruvon.implementations.persistence._sql import Dialect, json_text, utc_or_none
+from ruvon.implementations.persistence._columns import (
+    INSERT_COLUMNS,
+    UPDATED_COLUMNS,
+    WORKFLOW_COLUMNS,
+    Column,
+)
+from ruvon.implementations.persistence._sql import (
+    POSTGRES,
+    SQLITE,
+    Dialect,
+    json_text,
+    utc_or_none,
+)
 from ruvon.providers.persistence import (
     AuditEvent,
     Heartbeat,
     LogEntry,
     MetricPoint,
     TaskRecord,
+    WorkflowCommit,
     WorkflowRecord,
-    WorkflowUpdate,
 )
 from ruvon.serialization import loads
 
@@ -40,38 +54,65 @@ __all__ = [
 ]
 
 
-# -- records to parameters ---------------------------------------------------------------
+# -- the workflow row, mapped by its column declaration -----------------------------------
+
+Convert = Callable[[Any], Any]
+Conversions = tuple[tuple[int, Convert], ...]
+"""``(position, function)`` for every value that a dialect converts on its way."""
+
+
+def _conversions(columns: Sequence[Column], by_kind: dict[str, Convert], first: int) -> Conversions:
+    return tuple(
+        (position, by_kind[column.kind])
+        for position, column in enumerate(columns, first)
+        if column.kind in by_kind
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkflowCodec:
+    """How one dialect converts the values of a workflow row, derived from ``_columns``."""
+
+    insert: Conversions
+    """The parameters of the INSERT (:data:`~._columns.INSERT_COLUMNS`)."""
+    update: Conversions
+    """The parameters of the UPDATE: id, expected version, then the updated columns."""
+    select: Conversions
+    """A selected row (:data:`~._columns.WORKFLOW_COLUMNS`)."""
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> _WorkflowCodec:
+        write: dict[str, Convert] = {"json": json_text, "time": dialect.time_out, "bool": bool}
+        read: dict[str, Convert] = {"json": dialect.json_in, "time": dialect.time_in, "bool": bool}
+        return cls(
+            insert=_conversions(INSERT_COLUMNS, write, 0),
+            update=_conversions(UPDATED_COLUMNS, write, 2),
+            select=_conversions(WORKFLOW_COLUMNS, read, 0),
+        )
+
+
+_CODECS: dict[str, _WorkflowCodec] = {
+    dialect.name: _WorkflowCodec.for_dialect(dialect) for dialect in (SQLITE, POSTGRES)
+}
+_INSERT_VALUES = attrgetter(*(column.name for column in INSERT_COLUMNS))
+_UPDATE_VALUES = attrgetter(*(column.name for column in UPDATED_COLUMNS))
+_INSERT_JSON = tuple(
+    (column.name, position)
+    for position, column in enumerate(INSERT_COLUMNS)
+    if column.kind == "json"
+)
+_INSERT_TIMES = tuple(
+    column.name for column in INSERT_COLUMNS if column.kind == "time" and column.default is None
+)
 
 
 def insert_workflow_args(record: WorkflowRecord, dialect: Dialect) -> list[Any]:
-    """The parameters of ``Statements.insert_workflow`` for ``record``: every column of
-    :data:`~._sql.WORKFLOW_COLUMNS` in order, except ``version`` and ``updated_at``."""
-    time_out = dialect.time_out
-    return [
-        record.id,
-        record.workflow_type,
-        record.workflow_version,
-        json_text(record.definition_snapshot),
-        record.state_model_path,
-        record.status,
-        json_text(record.state),
-        record.current_step,
-        record.current_step_index,
-        json_text(record.metadata),
-        json_text(record.completed_steps_stack),
-        bool(record.saga_mode),
-        record.parent_execution_id,
-        record.blocked_on_child_id,
-        record.owner_id,
-        record.org_id,
-        record.data_region,
-        record.priority,
-        record.idempotency_key,
-        record.idempotency_hash,
-        record.error_message,
-        time_out(record.created_at),
-        time_out(record.completed_at),
-    ]
+    """The parameters of ``Statements.insert_workflow`` for ``record``: the fields of
+    :data:`~._columns.INSERT_COLUMNS`, in order, as ``dialect`` passes them."""
+    args = list(_INSERT_VALUES(record))
+    for position, convert in _CODECS[dialect.name].insert:
+        args[position] = convert(args[position])
+    return args
 
 
 def created_record(
@@ -80,39 +121,37 @@ def created_record(
     """What ``create_workflow`` stored, built from the insert's ``args`` without reading back.
 
     JSON values are parsed from the text that was written, which both copies them and gives
-    exactly what a later load returns.
+    exactly what a later load returns; times are in UTC.
     """
-    return replace(
-        record,
-        definition_snapshot=loads(args[3]),
-        state=loads(args[6]),
-        metadata=loads(args[9]),
-        completed_steps_stack=loads(args[10]),
-        version=1,
-        created_at=created_at,
-        updated_at=updated_at,
-        completed_at=utc_or_none(record.completed_at),
-    )
+    changes: dict[str, Any] = {name: loads(args[position]) for name, position in _INSERT_JSON}
+    for name in _INSERT_TIMES:
+        changes[name] = utc_or_none(getattr(record, name))
+    return replace(record, **changes, version=1, created_at=created_at, updated_at=updated_at)
 
 
-def update_workflow_args(
-    update: WorkflowUpdate, expected_version: int, dialect: Dialect
-) -> list[Any]:
-    """The 12 parameters of :data:`~._sql.UPDATE_WORKFLOW`."""
-    return [
-        update.workflow_id,
-        expected_version,
-        update.status,
-        json_text(update.state),
-        update.current_step,
-        update.current_step_index,
-        json_text(update.metadata),
-        json_text(update.completed_steps_stack),
-        bool(update.saga_mode),
-        update.blocked_on_child_id,
-        update.error_message,
-        dialect.time_out(update.completed_at),
-    ]
+def update_workflow_args(commit: WorkflowCommit, dialect: Dialect) -> list[Any]:
+    """The parameters of :data:`~._columns.UPDATE_WORKFLOW` for ``commit``: the workflow id,
+    the expected version, then the update's fields of :data:`~._columns.UPDATED_COLUMNS`."""
+    update = commit.update
+    args = [update.workflow_id, commit.expected_version, *_UPDATE_VALUES(update)]
+    for position, convert in _CODECS[dialect.name].update:
+        args[position] = convert(args[position])
+    return args
+
+
+def workflow_from_row(row: Sequence[Any], dialect: Dialect) -> WorkflowRecord:
+    """A row selected with :data:`~._columns.SELECT_WORKFLOW` → record.
+
+    The row holds the record's fields in order (``_columns`` checks its declaration against
+    the record at import), so the converted values are the record's arguments.
+    """
+    values = list(row)
+    for position, convert in _CODECS[dialect.name].select:
+        values[position] = convert(values[position])
+    return WorkflowRecord(*values)
+
+
+# -- entries to parameters -----------------------------------------------------------------
 
 
 def audit_rows(workflow_id: str, events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
@@ -164,38 +203,6 @@ def log_rows(workflow_id: str, entries: Sequence[LogEntry]) -> list[tuple[Any, .
 
 
 # -- rows to records ---------------------------------------------------------------------
-
-
-def workflow_from_row(row: Sequence[Any], dialect: Dialect) -> WorkflowRecord:
-    """A row selected with :data:`WORKFLOW_COLUMNS` → record."""
-    json_in, time_in = dialect.json_in, dialect.time_in
-    return WorkflowRecord(
-        id=row[0],
-        workflow_type=row[1],
-        workflow_version=row[2],
-        definition_snapshot=json_in(row[3]),
-        state_model_path=row[4],
-        status=row[5],
-        state=json_in(row[6]),
-        current_step=row[7],
-        current_step_index=row[8],
-        metadata=json_in(row[9]),
-        completed_steps_stack=json_in(row[10]),
-        saga_mode=bool(row[11]),
-        parent_execution_id=row[12],
-        blocked_on_child_id=row[13],
-        owner_id=row[14],
-        org_id=row[15],
-        data_region=row[16],
-        priority=row[17],
-        idempotency_key=row[18],
-        idempotency_hash=row[19],
-        error_message=row[20],
-        version=row[21],
-        created_at=time_in(row[22]),
-        updated_at=time_in(row[23]),
-        completed_at=time_in(row[24]),
-    )
 
 
 def audit_from_row(row: Sequence[Any], dialect: Dialect) -> AuditEvent:

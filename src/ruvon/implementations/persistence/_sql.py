@@ -5,8 +5,9 @@ parameters, ``now()``). :func:`to_sqlite` turns them into SQLite text mechanical
 becomes the numbered parameter ``?n``, and the SQLite provider registers a ``now()`` function
 that returns the operation's timestamp. The few things that genuinely differ (value encodings,
 how the insertion sequence and a staleness cutoff are written) are the fields of
-:class:`Dialect`. The filtered reads are in ``_queries``, row ⇄ record mapping is in ``_rows``;
-the contract methods that are the same on both dialects are in ``_provider``.
+:class:`Dialect`. The workflow row's statements are generated from its column declaration in
+``_columns``, the filtered reads are in ``_queries``, row ⇄ record mapping is in ``_rows``; the
+contract methods that are the same on both dialects are in ``_provider``.
 
 Conventions both dialects follow: every timestamp is UTC; JSON is written as text by
 :func:`ruvon.serialization.dumps`; an entry written for a workflow is an ``INSERT ... SELECT
@@ -24,23 +25,24 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ruvon.errors import DuplicateIdempotencyKeyError, PersistenceError
+from ruvon.implementations.persistence._columns import (
+    INSERT_WORKFLOW,
+    SELECT_WORKFLOW,
+    UPDATE_WORKFLOW,
+)
 from ruvon.providers.persistence import TaskRecord, WorkflowRecord
 from ruvon.serialization import dumps, loads
 
 __all__ = [
     "AUDIT_COLUMNS",
     "AUDIT_INSERT",
-    "INSERT_WORKFLOW_PARAMS",
     "LOG_COLUMNS",
     "LOG_INSERT",
     "METRIC_COLUMNS",
     "METRIC_INSERT",
     "POSTGRES",
-    "SELECT_WORKFLOW",
     "SQLITE",
     "TASK_COLUMNS",
-    "UPDATE_WORKFLOW",
-    "WORKFLOW_COLUMNS",
     "Dialect",
     "Statements",
     "Violation",
@@ -157,10 +159,6 @@ POSTGRES = Dialect(
 
 # -- statements ----------------------------------------------------------------------------
 
-# The columns of workflow_executions are named like the fields of WorkflowRecord, in order.
-WORKFLOW_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(WorkflowRecord))
-"""The columns read into a :class:`WorkflowRecord`, in its field order."""
-
 AUDIT_COLUMNS = (
     "event_type",
     "step_name",
@@ -177,54 +175,6 @@ AUDIT_INSERT = f"workflow_audit_log (workflow_id, {', '.join(AUDIT_COLUMNS)}, ti
 METRIC_INSERT = f"workflow_metrics (workflow_id, {', '.join(METRIC_COLUMNS)}, recorded_at)"
 LOG_INSERT = f"workflow_execution_logs (workflow_id, {', '.join(LOG_COLUMNS)}, logged_at)"
 """The targets of the entry inserts: the shared columns, plus the row's time, set to now()."""
-
-SELECT_WORKFLOW = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM workflow_executions"
-"""The SELECT of a workflow row, without its WHERE (see ``_rows.workflow_from_row``)."""
-
-_JSON_WORKFLOW_COLUMNS = frozenset(
-    {"definition_snapshot", "state", "metadata", "completed_steps_stack"}
-)
-
-
-def _insert_values() -> tuple[str, int]:
-    """The VALUES of the workflow insert, one per column of :data:`WORKFLOW_COLUMNS`, and the
-    number of parameters: every column is a parameter except ``version`` (1) and
-    ``updated_at`` (now()); ``created_at`` defaults to now()."""
-    values: list[str] = []
-    count = 0
-    for column in WORKFLOW_COLUMNS:
-        if column == "version":
-            values.append("1")
-            continue
-        if column == "updated_at":
-            values.append("now()")
-            continue
-        count += 1
-        if column in _JSON_WORKFLOW_COLUMNS:
-            values.append(f"${count}::jsonb")
-        elif column == "created_at":
-            values.append(f"COALESCE(${count}::timestamptz, now())")
-        elif column == "completed_at":
-            values.append(f"${count}::timestamptz")
-        else:
-            values.append(f"${count}")
-    return ", ".join(values), count
-
-
-_INSERT_VALUES, INSERT_WORKFLOW_PARAMS = _insert_values()
-"""``INSERT_WORKFLOW_PARAMS``: how many parameters ``Statements.insert_workflow`` takes, in
-the order of ``_rows.insert_workflow_args``."""
-
-_INSERT_WORKFLOW = f"""INSERT INTO workflow_executions (seq, {", ".join(WORKFLOW_COLUMNS)})
-VALUES ({{seq}}, {_INSERT_VALUES})"""
-
-UPDATE_WORKFLOW = """UPDATE workflow_executions
-SET status = $3, state = $4::jsonb, current_step = $5, current_step_index = $6,
-    metadata = $7::jsonb, completed_steps_stack = $8::jsonb, saga_mode = $9,
-    blocked_on_child_id = $10, error_message = $11, completed_at = $12::timestamptz,
-    version = version + 1, updated_at = now()
-WHERE id = $1 AND version = $2"""
-"""The versioned update of a commit; ``$1`` id, ``$2`` expected version (12 parameters)."""
 
 _INSERT_AUDIT = f"""INSERT INTO {AUDIT_INSERT}
 SELECT id, $2::text, $3::text, $4::text, $5::text, $6::jsonb, $7::text, $8::text, $9::float8,
@@ -313,7 +263,7 @@ class Statements:
         """Render every statement for ``dialect``."""
         sql = dialect.sql
         return cls(
-            insert_workflow=sql(_INSERT_WORKFLOW.replace("{seq}", dialect.next_seq)),
+            insert_workflow=sql(INSERT_WORKFLOW.replace("{seq}", dialect.next_seq)),
             select_workflow=sql(f"{SELECT_WORKFLOW} WHERE id = $1"),
             select_workflow_by_key=sql(f"{SELECT_WORKFLOW} WHERE idempotency_key = $1"),
             workflow_version=sql("SELECT version FROM workflow_executions WHERE id = $1"),

@@ -4,12 +4,13 @@ It is the readable specification of the contract and a product feature (tests, p
 short-lived processes); everything is lost when the process exits. Each method runs without an
 ``await`` between its reads and writes, which makes it atomic on the event loop.
 
-JSON values (state, metadata, saga stack, definition snapshot, audit data, log metadata, metric
-tags, heartbeat metadata, task data and results) are kept as the JSON text the codec wrote
-(:func:`ruvon.serialization.serialize`), exactly as the SQL stores keep it, and parsed
-with :func:`~ruvon.serialization.loads` on every read. So a value the codec rejects is rejected
-here too (its ``TypeError``, before anything is written), what comes back is JSON-normalized
-like from SQL, and every read returns fresh values that the caller may change freely.
+JSON values (state, metadata, saga stack, progress, definition snapshot, audit data, log
+metadata, metric tags, heartbeat metadata, task data and results) are kept as the JSON text the
+codec wrote (:func:`ruvon.serialization.serialize`), exactly as the SQL stores keep it, and
+parsed with :func:`~ruvon.serialization.loads` on every read. So a value the codec rejects is
+rejected here too (its ``TypeError``, before anything is written), what comes back is
+JSON-normalized like from SQL, and every read returns fresh values that the caller may change
+freely.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
+from ruvon.implementations.persistence._columns import UPDATED_COLUMNS, WORKFLOW_COLUMNS
 from ruvon.implementations.persistence._memory_entries import MemoryEntries, json_or_none, now
 from ruvon.implementations.persistence._memory_tasks import MemoryTaskQueue
 from ruvon.models import statuses_matching
 from ruvon.providers.persistence import (
     AuditEvent,
-    LogEntry,
-    MetricPoint,
+    WorkflowCommit,
     WorkflowRecord,
-    WorkflowUpdate,
     check_aware,
     check_page,
 )
@@ -46,26 +47,33 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
+# The record's fields by how they are kept, from the declaration of the SQL stores' columns
+# (``_columns``): JSON values as the codec's text, times in UTC, the rest as they are.
+_JSON_FIELDS = tuple(column.name for column in WORKFLOW_COLUMNS if column.kind == "json")
+_JSON_LEFT_OUT: dict[str, Any] = dict.fromkeys(_JSON_FIELDS)
+"""The JSON fields of a kept record: ``None``, the text being kept beside it."""
+# ... and the fields a commit writes (those of WorkflowUpdate but its workflow_id).
+_UPDATED_JSON = tuple(column.name for column in UPDATED_COLUMNS if column.kind == "json")
+_UPDATED_TIMES = tuple(column.name for column in UPDATED_COLUMNS if column.kind == "time")
+_UPDATED_PLAIN = tuple(
+    column.name for column in UPDATED_COLUMNS if column.kind not in ("json", "time")
+)
+
+
 @dataclass(frozen=True, slots=True)
 class _StoredWorkflow:
-    """A workflow as kept: the record's plain fields (its JSON fields are left empty and never
-    read), the JSON fields as the codec wrote them, and the insertion sequence."""
+    """A workflow as kept: the record's plain fields (its JSON fields are ``None``, never
+    read), the JSON fields as the codec wrote them (field name → text), and the insertion
+    sequence."""
 
     record: WorkflowRecord
-    definition_snapshot: str
-    state: str
-    metadata: str
-    completed_steps_stack: str
+    json: dict[str, str]
     seq: int
 
     def load(self) -> WorkflowRecord:
         """The workflow as returned: a fresh record with fresh JSON values."""
         return dataclasses.replace(
-            self.record,
-            definition_snapshot=loads(self.definition_snapshot),
-            state=loads(self.state),
-            metadata=loads(self.metadata),
-            completed_steps_stack=loads(self.completed_steps_stack),
+            self.record, **{name: loads(text) for name, text in self.json.items()}
         )
 
 
@@ -100,8 +108,7 @@ class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
         self, record: WorkflowRecord, audit: Sequence[AuditEvent] = ()
     ) -> WorkflowRecord:
         # Everything is serialized first: a value the codec rejects raises before any write.
-        snapshot, state = serialize(record.definition_snapshot), serialize(record.state)
-        metadata, stack = serialize(record.metadata), serialize(record.completed_steps_stack)
+        json = {name: serialize(getattr(record, name)) for name in _JSON_FIELDS}
         entries = [(event, json_or_none(event.data)) for event in audit]
         key = record.idempotency_key
         if key is not None and key in self._idempotency:
@@ -111,16 +118,13 @@ class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
         at = now()
         plain = dataclasses.replace(
             record,
-            definition_snapshot={},
-            state={},
-            metadata={},
-            completed_steps_stack=[],
+            **_JSON_LEFT_OUT,
             version=1,
             created_at=_utc(record.created_at) or at,
             updated_at=at,
             completed_at=_utc(record.completed_at),
         )
-        stored = _StoredWorkflow(plain, snapshot, state, metadata, stack, self._id())
+        stored = _StoredWorkflow(plain, json, self._id())
         self._workflows[record.id] = stored
         if key is not None:
             self._idempotency[key] = record.id
@@ -131,57 +135,27 @@ class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
         stored = self._workflows.get(workflow_id)
         return None if stored is None else stored.load()
 
-    async def commit_workflow(
-        self,
-        update: WorkflowUpdate,
-        *,
-        expected_version: int,
-        audit: Sequence[AuditEvent] = (),
-        metrics: Sequence[MetricPoint] = (),
-        logs: Sequence[LogEntry] = (),
-    ) -> int:
+    async def commit_workflow(self, commit: WorkflowCommit) -> int:
+        update, expected_version = commit.update, commit.expected_version
         # Everything is serialized first: a value the codec rejects raises before any write.
-        state, metadata = serialize(update.state), serialize(update.metadata)
-        stack = serialize(update.completed_steps_stack)
-        audit_entries = [(event, json_or_none(event.data)) for event in audit]
-        metric_entries = [(point, json_or_none(point.tags)) for point in metrics]
-        log_entries = [(entry, json_or_none(entry.metadata)) for entry in logs]
+        json = {name: serialize(getattr(update, name)) for name in _UPDATED_JSON}
+        audit_entries = [(event, json_or_none(event.data)) for event in commit.audit]
+        metric_entries = [(point, json_or_none(point.tags)) for point in commit.metrics]
+        log_entries = [(entry, json_or_none(entry.metadata)) for entry in commit.logs]
         current = self._workflows.get(update.workflow_id)
         if current is None:
             raise WorkflowNotFoundError(update.workflow_id)
-        c = current.record
-        if c.version != expected_version:
+        if current.record.version != expected_version:
             raise ConcurrencyConflictError(update.workflow_id, expected_version)
         at = now()
-        record = WorkflowRecord(
-            c.id,
-            c.workflow_type,
-            c.workflow_version,
-            c.definition_snapshot,
-            c.state_model_path,
-            update.status,
-            c.state,
-            update.current_step,
-            update.current_step_index,
-            c.metadata,
-            c.completed_steps_stack,
-            update.saga_mode,
-            c.parent_execution_id,
-            update.blocked_on_child_id,
-            c.owner_id,
-            c.org_id,
-            c.data_region,
-            c.priority,
-            c.idempotency_key,
-            c.idempotency_hash,
-            update.error_message,
-            expected_version + 1,
-            c.created_at,
-            at,
-            _utc(update.completed_at),
+        changes: dict[str, Any] = {name: getattr(update, name) for name in _UPDATED_PLAIN}
+        for name in _UPDATED_TIMES:
+            changes[name] = _utc(getattr(update, name))
+        record = dataclasses.replace(
+            current.record, **changes, version=expected_version + 1, updated_at=at
         )
         self._workflows[update.workflow_id] = _StoredWorkflow(
-            record, current.definition_snapshot, state, metadata, stack, current.seq
+            record, {**current.json, **json}, current.seq
         )
         self._append_entries(update.workflow_id, audit_entries, metric_entries, log_entries, at)
         return expected_version + 1

@@ -25,13 +25,7 @@ from ruvon.implementations.persistence._pg_statements import (
     value_columns,
 )
 from ruvon.implementations.persistence._provider import SQLProvider
-from ruvon.providers.persistence import (
-    AuditEvent,
-    LogEntry,
-    MetricPoint,
-    WorkflowRecord,
-    WorkflowUpdate,
-)
+from ruvon.providers.persistence import AuditEvent, WorkflowCommit, WorkflowRecord
 from ruvon.serialization import loads, serialize
 
 try:
@@ -354,31 +348,24 @@ class PostgresPersistenceProvider(SQLProvider):
             f"'{record.idempotency_key}' keeps changing hands."
         )
 
-    async def commit_workflow(
-        self,
-        update: WorkflowUpdate,
-        *,
-        expected_version: int,
-        audit: Sequence[AuditEvent] = (),
-        metrics: Sequence[MetricPoint] = (),
-        logs: Sequence[LogEntry] = (),
-    ) -> int:
-        """Write ``update`` and the entries in one transaction if the version still matches:
+    async def commit_workflow(self, commit: WorkflowCommit) -> int:
+        """Write the update and the entries in one transaction if the version still matches:
         alone, or with concurrent commits of other workflows (group commit)."""
         self._pool()
-        workflow_id = update.workflow_id
-        commit = Commit(
+        workflow_id = commit.update.workflow_id
+        audit, metrics, logs = commit.audit, commit.metrics, commit.logs
+        job = Commit(
             workflow_id,
-            expected_version,
-            _rows.update_workflow_args(update, expected_version, _D),
+            commit.expected_version,
+            _rows.update_workflow_args(commit, _D),
             _rows.audit_rows(workflow_id, audit) if audit else [],
             _rows.metric_rows(workflow_id, metrics) if metrics else [],
             _rows.log_rows(workflow_id, logs) if logs else [],
         )
         group = self._group
         if group is None:
-            return await self._commit_one(commit)
-        return await group.commit(commit)
+            return await self._commit_one(job)
+        return await group.commit(job)
 
     async def _commit_one(self, commit: Commit) -> int:
         """One commit, one statement."""

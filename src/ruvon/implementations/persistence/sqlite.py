@@ -24,13 +24,7 @@ from ruvon.implementations.persistence._sqlite_writer import (
     Stop,
     not_initialized,
 )
-from ruvon.providers.persistence import (
-    AuditEvent,
-    LogEntry,
-    MetricPoint,
-    WorkflowRecord,
-    WorkflowUpdate,
-)
+from ruvon.providers.persistence import AuditEvent, WorkflowCommit, WorkflowRecord
 
 __all__ = ["SQLitePersistenceProvider"]
 
@@ -211,22 +205,15 @@ class SQLitePersistenceProvider(SQLProvider):
         # The idempotency key is held by another workflow: that one, as stored.
         return _rows.workflow_from_row(outcome, _D)
 
-    async def commit_workflow(
-        self,
-        update: WorkflowUpdate,
-        *,
-        expected_version: int,
-        audit: Sequence[AuditEvent] = (),
-        metrics: Sequence[MetricPoint] = (),
-        logs: Sequence[LogEntry] = (),
-    ) -> int:
-        """Write ``update`` and the entries in one transaction if the version still matches."""
-        workflow_id = update.workflow_id
-        args = _rows.update_workflow_args(update, expected_version, _D)
+    async def commit_workflow(self, commit: WorkflowCommit) -> int:
+        """Write the update and the entries in one transaction if the version still matches."""
+        workflow_id = commit.update.workflow_id
+        args = _rows.update_workflow_args(commit, _D)
         args.append(None)  # the transaction's time, set on the database thread
+        audit, metrics, logs = commit.audit, commit.metrics, commit.logs
         job = Commit(
             workflow_id,
-            expected_version,
+            commit.expected_version,
             args,
             _rows.audit_rows(workflow_id, audit) if audit else (),
             _rows.metric_rows(workflow_id, metrics) if metrics else (),

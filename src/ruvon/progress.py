@@ -1,0 +1,114 @@
+"""A run's progress as a durable record: where it is, what each step did, what the next step
+needs. It is stored with the workflow row (the ``progress`` JSON column) by every commit, so a
+reload restores all of it — ``previous_step_result`` included.
+
+The record is plain JSON owned by the engine; stores treat it as opaque. Every change returns
+a new :class:`Progress`, so a commit that fails leaves the one the ``Workflow`` object holds as
+it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+__all__ = ["Progress", "StepStatus"]
+
+FORMAT = 1
+"""The version of the record's shape, stored as ``"v"``."""
+
+
+class StepStatus(str, Enum):
+    """What happened to one step of a run (a step not listed is PENDING)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DISPATCHED = "dispatched"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a run is and what its steps did.
+
+    ``cursor`` is the name of the step the next call runs (``None`` once the run has passed its
+    last step); ``steps`` holds the status of every step that left PENDING, by name;
+    ``last_result`` is the result of the last step that completed (the next step's
+    ``context.previous_step_result``); ``dispatch`` maps a dispatched step to its token and
+    ``loops`` a loop step to its cursor (both for step kinds that wait on remote work or
+    iterate).
+    """
+
+    cursor: str | None = None
+    steps: Mapping[str, str] = field(default_factory=dict)
+    last_result: dict[str, Any] | None = None
+    dispatch: Mapping[str, str] = field(default_factory=dict)
+    loops: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- reading and writing ---------------------------------------------------------------
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None, *, cursor: str | None) -> Progress:
+        """The record as stored; ``cursor`` is used when the row predates the record (an empty
+        ``{}``, written by schema versions before 3)."""
+        if not data:
+            return cls(cursor=cursor)
+        return cls(
+            cursor=data.get("cursor", cursor),
+            steps=dict(data.get("steps") or {}),
+            last_result=data.get("last_result"),
+            dispatch=dict(data.get("dispatch") or {}),
+            loops=dict(data.get("loops") or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as stored (plain JSON types, given JSON-ready results)."""
+        data: dict[str, Any] = {"v": FORMAT, "cursor": self.cursor, "steps": dict(self.steps)}
+        if self.last_result is not None:
+            data["last_result"] = self.last_result
+        if self.dispatch:
+            data["dispatch"] = dict(self.dispatch)
+        if self.loops:
+            data["loops"] = dict(self.loops)
+        return data
+
+    def status_of(self, step_name: str) -> StepStatus:
+        """The status of a step (PENDING if it never left it)."""
+        return StepStatus(self.steps.get(step_name, StepStatus.PENDING.value))
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def step_completed(
+        self, step_name: str, result: dict[str, Any], skipped: Iterable[str] = ()
+    ) -> Progress:
+        """``step_name`` completed with ``result`` (stored through the codec); ``skipped``
+        steps were jumped over. The commit sets the cursor (:meth:`at`)."""
+        steps = dict(self.steps)
+        for name in skipped:
+            steps[name] = StepStatus.SKIPPED.value
+        steps[step_name] = StepStatus.COMPLETED.value
+        return replace(self, steps=steps, last_result=result)
+
+    def step_failed(self, step_name: str) -> Progress:
+        """``step_name`` failed (the cursor stays on it)."""
+        return replace(self, steps={**self.steps, step_name: StepStatus.FAILED.value})
+
+    def reset(self, step_name: str) -> Progress:
+        """``step_name`` is PENDING again (a retried step)."""
+        if step_name not in self.steps:
+            return self
+        return replace(self, steps={k: v for k, v in self.steps.items() if k != step_name})
+
+    def at(self, cursor: str | None) -> Progress:
+        """The record with the run positioned at ``cursor``. A step the run moves (back) to is
+        PENDING again, whatever it was: a retried, jumped-to or looped-to step runs anew."""
+        if cursor == self.cursor:
+            return self
+        steps = self.steps
+        if cursor is not None and cursor in steps:
+            steps = {k: v for k, v in steps.items() if k != cursor}
+        return replace(self, cursor=cursor, steps=steps)
