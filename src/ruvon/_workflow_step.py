@@ -93,6 +93,7 @@ class StepCycle(FailurePath):
             persistence=self._persistence,
             evaluator=self._evaluator,
             templates=self._templates,
+            cursor=self.progress.loops.get(step.name),
         )
         runner = STEP_RUNNERS.get(step.kind)
         # Invalid input changes nothing: it is refused before the step starts.
@@ -122,6 +123,8 @@ class StepCycle(FailurePath):
             user_input,
             recorded_input,
         )
+        if outcome.cursor is not None:
+            return outcome.result, True  # the step goes on with its next part
         go_on = self.status is WorkflowStatus.ACTIVE and step.definition.automate_next
         return (outcome.result if outcome.completes_step else None), go_on
 
@@ -236,6 +239,10 @@ class StepCycle(FailurePath):
         if resuming is not None:
             metadata = self._end_wait(step, resuming, old_status, user_input, audit)
 
+        if outcome.cursor is not None:
+            # Part of the step's work is done: commit it and stay on the step.
+            await self._commit_part(step, outcome, state, state_dict, duration_ms, metadata, audit)
+            return
         if outcome.wait is not None:
             status = outcome.wait
             # A paused step is done: resuming goes where it leads. A waiting human step is not.
@@ -316,6 +323,51 @@ class StepCycle(FailurePath):
             raise
         await self._notify_step(
             step, outcome, old_status, resuming, target, duration_ms, user_input
+        )
+
+    async def _commit_part(
+        self,
+        step: CompiledStep,
+        outcome: StepOutcome,
+        state: Any,
+        state_dict: dict[str, Any],
+        duration_ms: float,
+        metadata: dict[str, Any],
+        audit: list[AuditEvent],
+    ) -> None:
+        """Commit one part (a batch, an iteration) of a step that works in parts."""
+        audit.append(
+            AuditEvent(
+                "STEP_PROGRESSED",
+                step_name=step.name,
+                data={"result": outcome.result, "cursor": outcome.cursor},
+                duration_ms=duration_ms,
+            )
+        )
+        metrics = [
+            MetricPoint("step_part_duration_ms", duration_ms, unit="ms", step_name=step.name)
+        ]
+        try:
+            await self._commit(
+                WorkflowStatus.ACTIVE,
+                state,
+                step.index,
+                metadata,
+                audit,
+                metrics=metrics,
+                state_dict=state_dict,
+                progress=self.progress.step_progressed(step.name, outcome.cursor),
+            )
+        except Exception:
+            self.state = self._rebuild_state(self._committed_state)
+            raise
+        await self._hub.emit(
+            "on_step_progressed",
+            workflow_id=self.id,
+            step_name=step.name,
+            result=outcome.result,
+            cursor=outcome.cursor,
+            duration_ms=duration_ms,
         )
 
     async def _notify_step(

@@ -91,7 +91,19 @@ class Progress:
         for name in skipped:
             steps[name] = StepStatus.SKIPPED.value
         steps[step_name] = StepStatus.COMPLETED.value
-        return replace(self, steps=steps, last_result=result)
+        loops = self.loops
+        if step_name in loops:
+            loops = {k: v for k, v in loops.items() if k != step_name}
+        return replace(self, steps=steps, last_result=result, loops=loops)
+
+    def step_progressed(self, step_name: str, cursor: Any) -> Progress:
+        """``step_name`` did part of its work (a batch, an iteration) and goes on from
+        ``cursor`` (JSON-ready); it is RUNNING until it completes."""
+        return replace(
+            self,
+            steps={**self.steps, step_name: StepStatus.RUNNING.value},
+            loops={**self.loops, step_name: cursor},
+        )
 
     def step_failed(self, step_name: str) -> Progress:
         """``step_name`` failed (the cursor stays on it)."""

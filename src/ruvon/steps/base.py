@@ -62,6 +62,10 @@ class StepOutcome:
     completes_step: bool = True
     """False when the step itself is still to be done (a human step waiting for its input)."""
     waiting_for: str | None = None
+    cursor: Any = None
+    """Not ``None`` when the step did only part of its work: ``result`` is merged and committed
+    with this cursor (JSON-ready), and the step runs again — in the same call — with it as
+    :attr:`StepRun.cursor`. A crash in between resumes from the last committed part."""
 
 
 @dataclass(slots=True)
@@ -83,6 +87,9 @@ class StepRun:
     persistence: PersistenceProvider
     evaluator: ExpressionEvaluator
     templates: TemplateEngine
+    cursor: Any = None
+    """Where a step that works in parts (batches, iterations) left off, as its last
+    :attr:`StepOutcome.cursor` was committed; ``None`` when it starts."""
 
     def context(self, step: CompiledStep, attempt: int = 1) -> StepContext:
         """The :class:`StepContext` passed to the step's function."""
