@@ -238,6 +238,9 @@ class StepCycle(FailurePath):
         metrics: list[MetricPoint] = []
         if resuming is not None:
             metadata = self._end_wait(step, resuming, old_status, user_input, audit)
+        if outcome.metadata:
+            metadata = {**metadata, **outcome.metadata}
+        audit.extend(outcome.audit)
 
         if outcome.cursor is not None:
             # Part of the step's work is done: commit it and stay on the step.

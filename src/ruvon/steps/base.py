@@ -21,7 +21,7 @@ from ruvon.models import (
 )
 from ruvon.providers.execution import ExecutionProvider, step_result
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
-from ruvon.providers.persistence import PersistenceProvider
+from ruvon.providers.persistence import AuditEvent, PersistenceProvider
 from ruvon.providers.template_engine import TemplateEngine
 
 __all__ = [
@@ -62,6 +62,11 @@ class StepOutcome:
     completes_step: bool = True
     """False when the step itself is still to be done (a human step waiting for its input)."""
     waiting_for: str | None = None
+    audit: Sequence[AuditEvent] = ()
+    """Extra audit entries the kind records with the step's commit (e.g. a failed task of a
+    PARALLEL step that allows partial success)."""
+    metadata: Mapping[str, Any] | None = None
+    """Keys to set in ``workflow.metadata`` with the step's commit."""
     cursor: Any = None
     """Not ``None`` when the step did only part of its work: ``result`` is merged and committed
     with this cursor (JSON-ready), and the step runs again — in the same call — with it as
