@@ -110,6 +110,8 @@ class StepCycle(FailurePath):
         except Exception as exc:
             await self._fail(step, exc, resuming, user_input)
             raise
+        if outcome.dispatch is not None:
+            return await self._dispatch_step(step, outcome, state, state_dict, run, resuming)
         duration_ms = (time.perf_counter() - started) * 1000.0
         recorded_input = _audit_input(validated, user_input) if first and user_input else None
         await self._complete_step(
@@ -327,6 +329,18 @@ class StepCycle(FailurePath):
         await self._notify_step(
             step, outcome, old_status, resuming, target, duration_ms, user_input
         )
+
+    async def _dispatch_step(
+        self,
+        step: CompiledStep,
+        outcome: StepOutcome,
+        state: Any,
+        state_dict: dict[str, Any],
+        run: StepRun,
+        resuming: WorkflowStatus | None,
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Send the step's function away (see ``_workflow_async``)."""
+        raise NotImplementedError
 
     async def _commit_part(
         self,

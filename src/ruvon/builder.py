@@ -21,7 +21,12 @@ from ruvon.definition.loader import _IMPORT_CACHE as IMPORT_CACHE
 from ruvon.definition.loader import clear_import_cache
 from ruvon.definition.loader import import_callable as _import_callable
 from ruvon.definition.source import DefinitionSource
-from ruvon.errors import DefinitionIssue, IdempotencyConflictError, WorkflowNotFoundError
+from ruvon.errors import (
+    ConcurrencyConflictError,
+    DefinitionIssue,
+    IdempotencyConflictError,
+    WorkflowNotFoundError,
+)
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
@@ -438,6 +443,37 @@ class WorkflowBuilder:
             created_after=created_after,
             created_before=created_before,
         )
+
+    async def complete_async_step(
+        self,
+        workflow_id: str,
+        step_index: int,
+        token: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+    ) -> bool:
+        """Report the outcome of a dispatched ASYNC step from anywhere (a worker, another
+        process): load the workflow and apply it once (``Workflow.complete_async_step``).
+
+        Returns False, changing nothing, for a stale or repeated report. A report that races
+        another writer is retried on the reloaded workflow, where the token decides again.
+        """
+        for _ in range(3):
+            workflow = await self.load_workflow(
+                workflow_id,
+                persistence_provider=persistence_provider,
+                execution_provider=execution_provider,
+            )
+            try:
+                return await workflow.complete_async_step(
+                    step_index, token, result=result, error=error
+                )
+            except ConcurrencyConflictError:
+                continue
+        return False
 
     async def close(self) -> None:
         """Close the builder's default providers that it initialized (persistence, execution,

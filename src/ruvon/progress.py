@@ -16,6 +16,11 @@ from typing import Any
 
 __all__ = ["Progress", "StepStatus"]
 
+
+def _without(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    return mapping if key not in mapping else {k: v for k, v in mapping.items() if k != key}
+
+
 FORMAT = 1
 """The version of the record's shape, stored as ``"v"``."""
 
@@ -94,7 +99,21 @@ class Progress:
         loops = self.loops
         if step_name in loops:
             loops = {k: v for k, v in loops.items() if k != step_name}
-        return replace(self, steps=steps, last_result=result, loops=loops)
+        return replace(
+            self,
+            steps=steps,
+            last_result=result,
+            loops=loops,
+            dispatch=_without(self.dispatch, step_name),
+        )
+
+    def step_dispatched(self, step_name: str, token: str) -> Progress:
+        """``step_name`` was sent to run elsewhere; only a completion with ``token`` counts."""
+        return replace(
+            self,
+            steps={**self.steps, step_name: StepStatus.DISPATCHED.value},
+            dispatch={**self.dispatch, step_name: token},
+        )
 
     def step_progressed(self, step_name: str, cursor: Any) -> Progress:
         """``step_name`` did part of its work (a batch, an iteration) and goes on from
@@ -106,8 +125,12 @@ class Progress:
         )
 
     def step_failed(self, step_name: str) -> Progress:
-        """``step_name`` failed (the cursor stays on it)."""
-        return replace(self, steps={**self.steps, step_name: StepStatus.FAILED.value})
+        """``step_name`` failed (the cursor stays on it); a dispatch of it is void."""
+        return replace(
+            self,
+            steps={**self.steps, step_name: StepStatus.FAILED.value},
+            dispatch=_without(self.dispatch, step_name),
+        )
 
     def reset(self, step_name: str) -> Progress:
         """``step_name`` is PENDING again (a retried step)."""

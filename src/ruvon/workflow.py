@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from typing import Any
 
-from ruvon._workflow_step import StepCycle
+from ruvon._workflow_async import AsyncSteps
 from ruvon.definition.compiled import CompiledWorkflow
 from ruvon.errors import (
     JumpTargetError,
@@ -50,7 +50,7 @@ class _Done:
         yield
 
 
-class Workflow(StepCycle):
+class Workflow(AsyncSteps):
     """One workflow instance: its state, status and position, and the providers it runs with.
 
     Build instances with ``WorkflowBuilder.create_workflow`` / ``load_workflow``, or directly

@@ -98,6 +98,12 @@ class AsyncTask:
     user_input: Mapping[str, Any] = field(default_factory=dict)
     data_region: str | None = None
     execution_context: ExecutionContext | None = None
+    token: str = ""
+    """The dispatch token stored with the workflow: a completion must present it."""
+    report: Callable[..., Awaitable[Any]] | None = field(default=None, compare=False)
+    """For providers that run the task in this process in the background: call
+    ``await report(result=...)`` or ``await report(error=...)`` when it is done. Remote
+    providers ignore it and report through ``WorkflowBuilder.complete_async_step``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ruvon.models import StepKind
+from ruvon.steps.async_step import AsyncRunner
 from ruvon.steps.base import StepOutcome, StepRun, StepRunner
 from ruvon.steps.decision import DecisionRunner
 from ruvon.steps.function import StandardRunner
@@ -14,6 +15,7 @@ __all__ = ["STEP_RUNNERS", "StepOutcome", "StepRun", "StepRunner"]
 
 STEP_RUNNERS: Mapping[StepKind, StepRunner] = {
     StepKind.STANDARD: StandardRunner(),
+    StepKind.ASYNC: AsyncRunner(),
     StepKind.DECISION: DecisionRunner(),
     StepKind.HUMAN_IN_LOOP: HumanInLoopRunner(),
 }

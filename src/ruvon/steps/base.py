@@ -67,6 +67,10 @@ class StepOutcome:
     PARALLEL step that allows partial success)."""
     metadata: Mapping[str, Any] | None = None
     """Keys to set in ``workflow.metadata`` with the step's commit."""
+    dispatch: CallSpec | None = None
+    """Run this function elsewhere (``ExecutionProvider.dispatch_async_task``): the workflow is
+    committed PENDING_ASYNC with a dispatch token first, and the step completes when its result
+    is reported (``Workflow.complete_async_step``)."""
     cursor: Any = None
     """Not ``None`` when the step did only part of its work: ``result`` is merged and committed
     with this cursor (JSON-ready), and the step runs again — in the same call — with it as

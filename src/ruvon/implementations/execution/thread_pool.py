@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,8 @@ from ruvon.providers.execution import (
 )
 
 __all__ = ["THREAD_NAME_PREFIX", "ThreadPoolExecutionProvider"]
+
+logger = logging.getLogger("ruvon.execution")
 
 THREAD_NAME_PREFIX = "ruvon-step"
 """The pool's threads are named ``ruvon-step_0``, ``ruvon-step_1``, ..."""
@@ -43,9 +46,11 @@ class ThreadPoolExecutionProvider:
     ``close()`` shuts it down and joins its threads, after waiting for the functions they are
     still running. A closed provider can be initialized and used again.
 
-    ASYNC steps run now and their result is returned, as with
-    :class:`~ruvon.implementations.execution.sync.SyncExecutionProvider`: the workflow never
-    waits in PENDING_ASYNC. Running them in the background arrives with ASYNC steps.
+    ASYNC steps run in the background: ``dispatch_async_task`` answers
+    :class:`TaskDispatched` at once (the workflow waits in PENDING_ASYNC, the caller gets
+    control back) and the function's result — or its exception — is reported through
+    ``task.report`` when it finishes, which completes the step and runs the steps
+    ``automate_next`` chains to it. ``close()`` waits for those first.
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
@@ -56,6 +61,7 @@ class ThreadPoolExecutionProvider:
         self.max_workers = max_workers
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def executor(self) -> ThreadPoolExecutor | None:
@@ -68,7 +74,10 @@ class ThreadPoolExecutionProvider:
 
     async def close(self) -> None:
         """Shut the pool down and join its threads (waiting for the functions still running
-        on them). Idempotent; ``initialize()`` (or the next use) makes a new pool."""
+        on them). Idempotent; ``initialize()`` (or the next use) makes a new pool. ASYNC steps
+        still running in the background are waited for first (and report their results)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
@@ -84,7 +93,40 @@ class ThreadPoolExecutionProvider:
     async def dispatch_async_task(
         self, task: AsyncTask, func: StepFunction, state: Any, context: StepContext
     ) -> dict[str, Any] | TaskDispatched:
-        return await self.execute_sync_step_function(func, state, context, **dict(task.user_input))
+        """Run the step in the background and report its outcome through ``task.report``; a
+        task without ``report`` runs now and its result is returned."""
+        if task.report is None:
+            return await self.execute_sync_step_function(
+                func, state, context, **dict(task.user_input)
+            )
+        background = asyncio.get_running_loop().create_task(
+            self._run_and_report(task, func, state, context),
+            name=f"ruvon-async-{task.workflow_id}-{task.step_name}",
+        )
+        self._background.add(background)
+        background.add_done_callback(self._background.discard)
+        return TaskDispatched(task_id=task.token or f"{task.workflow_id}:{task.step_name}")
+
+    async def _run_and_report(
+        self, task: AsyncTask, func: StepFunction, state: Any, context: StepContext
+    ) -> None:
+        assert task.report is not None
+        try:
+            result = await self.execute_sync_step_function(
+                func, state, context, **dict(task.user_input)
+            )
+        except Exception as exc:
+            outcome: dict[str, Any] = {"error": exc}
+        else:
+            outcome = {"result": result}
+        try:
+            await task.report(**outcome)
+        except Exception:
+            logger.exception(
+                "Reporting the outcome of step %s of workflow %s failed",
+                task.step_name,
+                task.workflow_id,
+            )
 
     async def dispatch_parallel_tasks(
         self,

@@ -1,0 +1,184 @@
+"""ASYNC completion: a step whose function runs elsewhere. The workflow is committed
+PENDING_ASYNC with a dispatch token *before* the task is sent, so a fast worker can never
+overtake that commit; the result comes back through :meth:`AsyncSteps.complete_async_step`,
+which applies it once — a stale or repeated completion (wrong token, or the step already
+completed) changes nothing."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from ruvon._workflow_step import StepCycle
+from ruvon.definition.compiled import CompiledStep
+from ruvon.models import WorkflowStatus, check_transition
+from ruvon.providers.execution import AsyncTask, TaskDispatched, step_result
+from ruvon.providers.persistence import AuditEvent
+from ruvon.steps import StepOutcome, StepRun
+
+__all__ = ["AsyncSteps"]
+
+logger = logging.getLogger("ruvon.workflow")
+
+
+class AsyncSteps(StepCycle):
+    """Dispatching a step's function and applying its reported result."""
+
+    async def _dispatch_step(
+        self,
+        step: CompiledStep,
+        outcome: StepOutcome,
+        state: Any,
+        state_dict: dict[str, Any],
+        run: StepRun,
+        resuming: WorkflowStatus | None,
+    ) -> tuple[dict[str, Any] | None, bool]:
+        spec = outcome.dispatch
+        assert spec is not None
+        token = uuid.uuid4().hex
+        old_status = self.status
+        audit: list[AuditEvent] = []
+        metadata = self.metadata
+        if resuming is not None:
+            metadata = self._end_wait(step, resuming, old_status, run.user_input, audit)
+        check_transition(WorkflowStatus.ACTIVE, WorkflowStatus.PENDING_ASYNC)
+        audit.append(
+            AuditEvent(
+                "STEP_DISPATCHED",
+                step_name=step.name,
+                old_status=WorkflowStatus.ACTIVE.value,
+                new_status=WorkflowStatus.PENDING_ASYNC.value,
+                data={"token": token},
+            )
+        )
+        # Committed before the task is sent: the worker's report always finds this row.
+        await self._commit(
+            WorkflowStatus.PENDING_ASYNC,
+            state,
+            step.index,
+            {**metadata, "waiting_for": step.name},
+            audit,
+            state_dict=state_dict,
+            progress=self.progress.step_dispatched(step.name, token),
+        )
+        await self._notify_status(old_status)
+        kwargs = spec.keyword_arguments(run.user_input, state)
+        task = AsyncTask(
+            workflow_id=self.id,
+            workflow_type=self.workflow_type,
+            step_name=step.name,
+            step_index=step.index,
+            function_path=str(getattr(step.definition, "function", "")),
+            state=state_dict,
+            expected_version=self.version,
+            user_input=kwargs,
+            data_region=self.data_region,
+            token=token,
+            report=self._reporter(step.index, token),
+        )
+        started = time.perf_counter()
+        try:
+            returned = await self._execution.dispatch_async_task(
+                task, spec.func, state, run.context(step)
+            )
+        except Exception as exc:
+            await self._apply_completion(step, token, None, exc, started)
+            raise
+        if isinstance(returned, TaskDispatched):
+            return None, False  # the result arrives later, through complete_async_step
+        # Ran at once (the sync provider): complete the step in this call.
+        error = await self._apply_completion(step, token, returned, None, started)
+        if error is not None:
+            raise error
+        go_on = self.status is WorkflowStatus.ACTIVE and step.definition.automate_next
+        return self._last_result, go_on
+
+    def _reporter(self, step_index: int, token: str) -> Any:
+        async def report(
+            result: dict[str, Any] | None = None, error: BaseException | None = None
+        ) -> bool:
+            return await self.complete_async_step(step_index, token, result=result, error=error)
+
+        return report
+
+    async def complete_async_step(
+        self,
+        step_index: int,
+        token: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> bool:
+        """Apply the reported outcome of a dispatched step: merge its result and go on (running
+        the steps ``automate_next`` chains to it), or fail the step with ``error``.
+
+        Returns False and changes nothing when the report is stale or repeated: the workflow
+        is not waiting for this step with this token any more. The commit is conditioned on
+        the row version this object holds, so a report racing another writer cannot apply
+        twice either (``ConcurrencyConflictError``: load the workflow again and retry).
+        """
+        async with self._lock:
+            steps = self._compiled.steps
+            if not 0 <= step_index < len(steps):
+                return False
+            step = steps[step_index]
+            failure = await self._apply_completion(
+                step, token, result, error, time.perf_counter(), check=True
+            )
+            if failure is _STALE:
+                return False
+            while self.status is WorkflowStatus.ACTIVE and failure is None:
+                chained = self._compiled.steps[step_index].definition.automate_next
+                if not chained:
+                    break
+                _, go_on = await self._run_current({}, False)
+                if not go_on:
+                    break
+                step_index = self.current_step_index
+            return True
+
+    async def _apply_completion(
+        self,
+        step: CompiledStep,
+        token: str,
+        returned: Any,
+        error: BaseException | None,
+        started: float,
+        *,
+        check: bool = False,
+    ) -> Any:
+        """Complete (or fail) the dispatched ``step``. Returns the error that failed it, None
+        when it completed, or ``_STALE`` (with ``check``) when the report does not apply."""
+        if check and not (
+            self.status is WorkflowStatus.PENDING_ASYNC
+            and self.current_step_index == step.index
+            and self.progress.dispatch.get(step.name) == token
+        ):
+            logger.warning(
+                "Ignored a stale or repeated completion of step %s of workflow %s",
+                step.name,
+                self.id,
+            )
+            return _STALE
+        if error is None:
+            try:
+                result = step_result(step.name, returned)
+                state, state_dict = self._settle(step, result)
+                outcome = StepOutcome(result=result)
+                target = self._route(step, outcome, state)
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            await self._fail(step, error, None, {})  # type: ignore[arg-type]
+            return error
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        await self._complete_step(
+            step, outcome, state, state_dict, target, None, duration_ms, {}, None
+        )
+        return None
+
+
+_STALE = object()
+"""The answer of :meth:`AsyncSteps._apply_completion` to a report that does not apply."""
