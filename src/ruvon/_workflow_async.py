@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from ruvon._workflow_step import StepCycle
+from ruvon._workflow_dag import DagStages
 from ruvon.definition.compiled import CompiledStep
 from ruvon.models import WorkflowStatus, check_transition
 from ruvon.providers.execution import AsyncTask, TaskDispatched, step_result
@@ -23,7 +23,7 @@ __all__ = ["AsyncSteps"]
 logger = logging.getLogger("ruvon.workflow")
 
 
-class AsyncSteps(StepCycle):
+class AsyncSteps(DagStages):
     """Dispatching a step's function and applying its reported result."""
 
     async def _dispatch_step(

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ruvon.dag import Dependencies, dependencies_of
 from ruvon.definition.compiled import CompiledStep, CompiledWorkflow
 from ruvon.errors import (
     StateValidationError,
@@ -79,6 +80,8 @@ class WorkflowCore:
         self._observer = workflow_observer
         self._hub = ObserverHub(workflow_observer)
         self._lock = asyncio.Lock()
+        self._dag: Dependencies | None = dependencies_of(compiled.steps)
+        """The dependency graph when steps declare ``dependencies`` (DAG mode), else None."""
         self.progress: Progress = Progress.from_json(record.progress, cursor=record.current_step)
         """The run's durable progress record (per-step statuses, the last result)."""
         # A reload restores the previous step's result for the next step's context.

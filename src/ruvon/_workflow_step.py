@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ruvon._workflow_failure import FailurePath
-from ruvon.definition.compiled import CompiledStep
+from ruvon.dag import ready_steps, skipped_by_route
+from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.definition.validate import END
 from ruvon.errors import (
     InvalidInputError,
@@ -95,6 +96,10 @@ class StepCycle(FailurePath):
             templates=self._templates,
             cursor=self.progress.loops.get(step.name),
         )
+        if self._dag is not None and resuming is None:
+            stage = self._stage(step)
+            if stage:
+                return await self._run_stage(stage, run, user_input)
         runner = STEP_RUNNERS.get(step.kind)
         # Invalid input changes nothing: it is refused before the step starts.
         validated = self._validate_input(step, runner, run) if first else None
@@ -204,6 +209,25 @@ class StepCycle(FailurePath):
             return len(self._compiled.steps)
         return self._compiled.index_by_name[follow]
 
+    def _next_in_graph(
+        self, step: CompiledStep, outcome: StepOutcome, target: int | None
+    ) -> tuple[int, list[str]]:
+        """DAG mode: where the run goes after ``step`` completes (the first ready step in file
+        order, or the route's or jump's target), and the steps a route choice left out."""
+        assert self._dag is not None
+        steps = self._compiled.steps
+        chosen = steps[target].name if target is not None else None
+        destinations = [route.destination for route in outcome.routes]
+        done = self.progress.step_completed(step.name, outcome.result)
+        skipped = skipped_by_route(steps, self._dag, done, destinations, chosen)
+        after = done.step_completed(step.name, outcome.result, skipped)
+        ready = ready_steps(steps, self._dag, after)
+        if chosen is not None and (chosen in ready or outcome.jump_to is not None):
+            return target, skipped  # type: ignore[return-value]
+        if ready:
+            return self._compiled.index_by_name[ready[0]], skipped
+        return len(steps), skipped
+
     def _route(self, step: CompiledStep, outcome: StepOutcome, state: Any) -> int | None:
         """The index to continue at if the step jumps, else None."""
         target = outcome.jump_to
@@ -253,6 +277,10 @@ class StepCycle(FailurePath):
             # A paused step is done: resuming goes where it leads. A waiting human step is not.
             index = self._successor(step) if outcome.completes_step else step.index
             metadata = {**metadata, "waiting_for": outcome.waiting_for}
+        elif self._dag is not None:
+            index, skipped = self._next_in_graph(step, outcome, target)
+            done = index >= len(steps)
+            status = WorkflowStatus.COMPLETED if done else WorkflowStatus.ACTIVE
         else:
             status = WorkflowStatus.ACTIVE
             index = self._successor(step) if target is None else target
@@ -329,6 +357,19 @@ class StepCycle(FailurePath):
         await self._notify_step(
             step, outcome, old_status, resuming, target, duration_ms, user_input
         )
+
+    def _stage(self, step: CompiledStep) -> list[tuple[CompiledStep, CallSpec]]:
+        """The DAG stage ``step`` runs in (see ``_workflow_dag``); empty: it runs alone."""
+        return []
+
+    async def _run_stage(
+        self,
+        stage: list[tuple[CompiledStep, CallSpec]],
+        run: StepRun,
+        user_input: dict[str, Any],
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Run a DAG stage (see ``_workflow_dag``)."""
+        raise NotImplementedError
 
     async def _dispatch_step(
         self,

@@ -150,12 +150,23 @@ class StepRunner(Protocol):
         the input is then not validated now."""
         ...
 
+    def stage_call(self, step: CompiledStep) -> CallSpec | None:
+        """See :meth:`RunnerBase.stage_call`."""
+        ...
+
 
 class RunnerBase:
-    """Defaults of :class:`StepRunner`: a step takes the input of the call that runs it."""
+    """Defaults of :class:`StepRunner`: a step takes the input of the call that runs it, and
+    it cannot join a concurrent stage of a DAG."""
 
     def defers_input(self, step: CompiledStep, run: StepRun) -> bool:
         return False
+
+    def stage_call(self, step: CompiledStep) -> CallSpec | None:
+        """The function to run when ``step`` is one of several ready steps of a DAG stage
+        (they run at the same time through ``dispatch_parallel_tasks``), or None when the
+        step must run on its own."""
+        return None
 
 
 async def call_function(spec: CallSpec, step: CompiledStep, run: StepRun) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ruvon.definition.compiled import CompiledStep
+from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.definition.schema import StandardStep
 from ruvon.models import WorkflowJumpDirective, WorkflowPauseDirective, WorkflowStatus
 from ruvon.steps.base import RunnerBase, StepOutcome, StepRun, call_function
@@ -24,6 +24,12 @@ def outcome_of_directive(
 class StandardRunner(RunnerBase):
     """Runs a STANDARD step. Its routes, if any, are followed when one matches; when none
     matches the workflow goes on with the next step."""
+
+    def stage_call(self, step: CompiledStep) -> CallSpec | None:
+        definition = step.definition
+        assert isinstance(definition, StandardStep)
+        plain = not definition.routes and step.input_model is None
+        return step.function if plain else None
 
     async def run(self, step: CompiledStep, run: StepRun) -> StepOutcome:
         assert step.function is not None  # the schema requires it

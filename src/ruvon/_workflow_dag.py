@@ -1,0 +1,149 @@
+"""DAG stages: when steps declare ``dependencies``, every ready step that can run on its own
+function joins a stage; the stage's functions run at the same time through
+``ExecutionProvider.dispatch_parallel_tasks``, their results are merged in declaration
+(file) order, and the stage is committed in one call."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ruvon._workflow_step import StepCycle
+from ruvon.dag import ready_steps
+from ruvon.definition.compiled import CallSpec, CompiledStep
+from ruvon.models import WorkflowStatus, check_transition
+from ruvon.providers.execution import ParallelTask
+from ruvon.providers.persistence import AuditEvent, MetricPoint
+from ruvon.steps import STEP_RUNNERS, StepRun
+
+__all__ = ["DagStages"]
+
+
+class DagStages(StepCycle):
+    """Running a stage of ready steps at once."""
+
+    @property
+    def ready_steps(self) -> list[str]:
+        """The steps the next call runs: in DAG mode every ready step (the next stage), else
+        the current step (empty once the workflow has ended)."""
+        if self._dag is None:
+            name = self.current_step_name
+            return [name] if name is not None else []
+        if self.status.is_terminal:
+            return []
+        return ready_steps(self._compiled.steps, self._dag, self.progress)
+
+    def _stage(self, step: CompiledStep) -> list[tuple[CompiledStep, CallSpec]]:
+        """The stage ``step`` belongs to: two or more ready steps that can all run at once
+        (else empty: the step runs on its own)."""
+        if self._dag is None:
+            return []
+        names = ready_steps(self._compiled.steps, self._dag, self.progress)
+        if len(names) < 2 or step.name not in names:
+            return []
+        stage = []
+        for name in names:
+            member = self._compiled.steps[self._compiled.index_by_name[name]]
+            runner = STEP_RUNNERS.get(member.kind)
+            call = runner.stage_call(member) if runner is not None else None
+            if call is None:
+                return []
+            stage.append((member, call))
+        return stage
+
+    async def _run_stage(
+        self,
+        stage: list[tuple[CompiledStep, CallSpec]],
+        run: StepRun,
+        user_input: dict[str, Any],
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Run ``stage`` at once, merge in file order, commit once; a failed member fails the
+        workflow at that step (nothing of the stage is merged)."""
+        first_step = stage[0][0]
+        inputs = user_input if run.first_in_call else {}
+        tasks = [
+            ParallelTask(step.name, call.func, call.keyword_arguments(inputs, self.state))
+            for step, call in stage
+        ]
+        by_name = {step.name: step for step, _ in stage}
+        started = time.perf_counter()
+        outcomes = await self._execution.dispatch_parallel_tasks(
+            tasks, self.state, lambda task: run.context(by_name[task.name])
+        )
+        for outcome in outcomes:
+            if outcome.error is not None:
+                failed = by_name[outcome.name]
+                error = outcome.error
+                await self._fail(failed, error, None, user_input)  # type: ignore[arg-type]
+                raise error
+        merged: dict[str, Any] = {}
+        for outcome in outcomes:
+            merged.update(outcome.result or {})
+        try:
+            state, state_dict = self._settle(first_step, merged)
+        except Exception as exc:
+            await self._fail(first_step, exc, None, user_input)
+            raise
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        progress = self.progress
+        audit: list[AuditEvent] = []
+        metrics: list[MetricPoint] = []
+        for outcome in outcomes:
+            result = outcome.result or {}
+            progress = progress.step_completed(outcome.name, result)
+            audit.append(
+                AuditEvent(
+                    "STEP_EXECUTED",
+                    step_name=outcome.name,
+                    data={"result": result, "duration_ms": round(outcome.duration_ms, 3)},
+                    duration_ms=outcome.duration_ms,
+                )
+            )
+            metrics.append(
+                MetricPoint(
+                    "step_duration_ms", outcome.duration_ms, unit="ms", step_name=outcome.name
+                )
+            )
+        progress = progress.step_completed(stage[-1][0].name, merged)  # last_result: the stage
+        assert self._dag is not None
+        ready = ready_steps(self._compiled.steps, self._dag, progress)
+        steps = self._compiled.steps
+        index = self._compiled.index_by_name[ready[0]] if ready else len(steps)
+        status = WorkflowStatus.COMPLETED if index >= len(steps) else WorkflowStatus.ACTIVE
+        check_transition(WorkflowStatus.ACTIVE, status)
+        if status is WorkflowStatus.COMPLETED:
+            audit.append(
+                AuditEvent(
+                    "WORKFLOW_COMPLETED",
+                    old_status=WorkflowStatus.ACTIVE.value,
+                    new_status=status.value,
+                )
+            )
+        metrics.append(MetricPoint("stage_duration_ms", duration_ms, unit="ms"))
+        old_status = self.status
+        try:
+            await self._commit(
+                status,
+                state,
+                index,
+                self.metadata,
+                audit,
+                metrics=metrics,
+                completed=status is WorkflowStatus.COMPLETED,
+                state_dict=state_dict,
+                progress=progress,
+            )
+        except Exception:
+            self.state = self._rebuild_state(self._committed_state)
+            raise
+        await self._hub.emit(
+            "on_stage_completed",
+            workflow_id=self.id,
+            step_names=[step.name for step, _ in stage],
+            result=merged,
+            duration_ms=duration_ms,
+        )
+        if self.status is not old_status:
+            await self._notify_status(old_status)
+        chained = all(step.definition.automate_next for step, _ in stage)
+        return merged, self.status is WorkflowStatus.ACTIVE and chained
