@@ -94,6 +94,7 @@ class StepCycle(FailurePath):
             persistence=self._persistence,
             evaluator=self._evaluator,
             templates=self._templates,
+            metadata=self.metadata,
             cursor=self.progress.loops.get(step.name),
         )
         if self._dag is not None and resuming is None:

@@ -18,6 +18,8 @@ documentation catch as ``ValueError`` also derive from ``ValueError``::
     ├── NoRouteMatchedError (ValueError)     a DECISION step found no route
     ├── JumpTargetError (ValueError)         a jump names a step that does not exist
     ├── StepNotImplementedError (NotImplementedError)  the step kind has no runtime yet
+    ├── ParallelExecutionError (ValueError)  tasks of a PARALLEL step failed (no partial success)
+    ├── MergeConflictError (ValueError)      PARALLEL tasks returned different values for one key
     └── PersistenceError (RuntimeError)      the store failed; driver errors are translated to these
         ├── WorkflowNotFoundError (ValueError)
         ├── TaskNotFoundError (ValueError)  the task queue has no task with this id
@@ -30,7 +32,7 @@ probably misbehaves; see its docstring.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -257,3 +259,36 @@ class DefinitionWarning(UserWarning):
     def __init__(self, issue: DefinitionIssue) -> None:
         self.issue = issue
         super().__init__(str(issue))
+
+
+class ParallelExecutionError(RuvonError, ValueError):
+    """Tasks of a PARALLEL step failed (raised, timed out, returned a non-dict) and the step
+    does not allow partial success: the step fails and none of the results is merged.
+    ``errors`` maps each failed task to ``"ErrorType: message"``, in declared order."""
+
+    def __init__(self, step_name: str, errors: Mapping[str, str]) -> None:
+        self.step_name = step_name
+        self.errors = dict(errors)
+        if len(self.errors) == 1:
+            ((task, error),) = self.errors.items()
+            message = f"Parallel task '{task}' of step '{step_name}' failed: {error}"
+        else:
+            listed = ", ".join(f"'{task}' ({error})" for task, error in self.errors.items())
+            message = f"{len(self.errors)} parallel tasks of step '{step_name}' failed: {listed}"
+        super().__init__(message)
+
+
+class MergeConflictError(RuvonError, ValueError):
+    """Two tasks of a PARALLEL step with ``merge_conflict_behavior: RAISE_ERROR`` returned
+    different values for the same key (``a.b`` for a nested key under DEEP). ``tasks`` are the
+    two tasks, in declared order; nothing is merged."""
+
+    def __init__(self, step_name: str, key: str, first_task: str, second_task: str) -> None:
+        self.step_name = step_name
+        self.key = key
+        self.tasks = (first_task, second_task)
+        super().__init__(
+            f"Key '{key}' exists in multiple task results of PARALLEL step '{step_name}': "
+            f"tasks '{first_task}' and '{second_task}' returned different values "
+            "(merge_conflict_behavior is RAISE_ERROR)"
+        )

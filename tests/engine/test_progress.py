@@ -7,7 +7,7 @@ import pytest
 
 from ruvon import WorkflowStatus
 from ruvon.builder import WorkflowBuilder
-from ruvon.progress import StepStatus
+from ruvon.progress import Progress, StepStatus
 from ruvon.providers.persistence import PersistenceProvider, WorkflowCommit, WorkflowUpdate
 from tests.support.config import STEPS, ConfigDir, workflow
 
@@ -112,3 +112,16 @@ async def test_a_row_without_a_progress_record_loads(
     assert old.progress.cursor == "Explode"
     assert old.progress.steps == {}
     assert old.current_step == "Explode"
+
+
+def test_moving_to_a_step_forgets_its_part_way_cursor() -> None:
+    """A loop or batch step jumped to (or retried from an earlier step) starts over; staying on
+    it (the next part, a reload, a retry of that step) keeps where it was."""
+    part_way = Progress(cursor="Each").step_progressed("Each", {"next": 2})
+    assert part_way.at("Each").loops == {"Each": {"next": 2}}
+
+    elsewhere = part_way.at("Start")
+    assert elsewhere.loops == {"Each": {"next": 2}}  # kept until the run is at Each again
+    back = elsewhere.at("Each")
+    assert back.loops == {}
+    assert back.status_of("Each") is StepStatus.PENDING

@@ -168,18 +168,18 @@ async def test_a_step_kind_without_runtime_fails_the_workflow(
     workflow = await builder.create_workflow("NotImplemented", {"order_id": "A1"})
     await workflow.next_step()
 
-    with pytest.raises(StepNotImplementedError, match=r"'FanOut'.*PARALLEL") as caught:
+    with pytest.raises(StepNotImplementedError, match=r"'Spawn'.*FIRE_AND_FORGET") as caught:
         await workflow.next_step()
 
     assert isinstance(caught.value, NotImplementedError)
-    assert caught.value.step_name == "FanOut"
-    assert caught.value.kind == "PARALLEL"
+    assert caught.value.step_name == "Spawn"
+    assert caught.value.kind == "FIRE_AND_FORGET"
     assert workflow.status is WorkflowStatus.FAILED
     loaded = await fresh.load_workflow(workflow.id)
     assert loaded.status is WorkflowStatus.FAILED
-    assert loaded.current_step == "FanOut"
+    assert loaded.current_step == "Spawn"
     assert loaded.error_message is not None
-    assert "FanOut" in loaded.error_message
+    assert "Spawn" in loaded.error_message
     assert loaded.state.visited == ["Start"]
     assert (await audit_types(persistence, workflow.id))[-2:] == ["STEP_FAILED", "WORKFLOW_FAILED"]
 

@@ -221,11 +221,9 @@ WORKFLOWS: dict[str, str] = {
         f"""
         - name: Start
           function: {S}.mark
-        - name: FanOut
-          type: PARALLEL
-          tasks:
-            - name: one
-              function_path: {S}.mark
+        - name: Spawn
+          type: FIRE_AND_FORGET
+          target_workflow_type: Standard
         - name: Finish
           function: {S}.mark
         """,

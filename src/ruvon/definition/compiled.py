@@ -85,6 +85,10 @@ class CompiledStep:
     function: CallSpec | None = None
     compensate: CallSpec | None = None
     input_model: type[BaseModel] | None = None
+    children: tuple[CompiledStep, ...] = ()
+    """The steps declared inside this one (a LOOP's ``loop_body``), compiled like top-level
+    steps (``index`` is the position among them), in the order the kind's ``nested_steps``
+    hook lists them."""
 
     @property
     def name(self) -> str:
@@ -244,9 +248,11 @@ def _resolve_step(
         _call_spec(dotted, (*path, *where), lines, issues, step.name, str(where[-1]))
     for where, dotted in step.callables():
         _import(dotted, (*path, *where), lines, issues, step.name, str(where[-1]))
-    for where, nested in step.nested_steps():
-        for b, body in enumerate(nested):
-            _resolve_step(body, b, (*path, *where), lines, issues)
+    children = tuple(
+        _resolve_step(body, b, (*path, *where), lines, issues)
+        for where, nested in step.nested_steps()
+        for b, body in enumerate(nested)
+    )
     public = WorkflowStep(
         name=step.name,
         type=step.kind,
@@ -254,7 +260,7 @@ def _resolve_step(
         automate_next=step.automate_next,
         description=step.description,
     )
-    return CompiledStep(step, index, public, function, compensate, input_model)
+    return CompiledStep(step, index, public, function, compensate, input_model, children)
 
 
 def _duplicates_with_invalid_steps(

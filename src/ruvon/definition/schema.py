@@ -171,7 +171,11 @@ class ParallelTask(_Strict):
 
 
 class ParallelStep(_StepBase):
-    """Runs several tasks concurrently and merges their results."""
+    """Runs several tasks concurrently and merges their results (``steps.parallel``).
+
+    ``merge_strategy`` is SHALLOW or DEEP; it and ``merge_conflict_behavior`` (PREFER_NEW,
+    PREFER_EXISTING alias PREFER_OLD, RAISE_ERROR) are case-insensitive.
+    """
 
     type: Literal["PARALLEL"]
     tasks: list[ParallelTask] = Field(default_factory=list)
@@ -185,19 +189,17 @@ class ParallelStep(_StepBase):
     merge_function_path: str | None = None
 
     def step_functions(self) -> list[tuple[tuple[str | int, ...], str]]:
-        return [
+        functions: list[tuple[tuple[str | int, ...], str]] = [
             (("tasks", t, "function_path"), task.function_path) for t, task in enumerate(self.tasks)
         ]
+        if self.task_function is not None:
+            functions.append((("task_function",), self.task_function))
+        return functions
 
     def callables(self) -> list[tuple[tuple[str | int, ...], str]]:
-        return [
-            ((key,), value)
-            for key, value in (
-                ("task_function", self.task_function),
-                ("merge_function_path", self.merge_function_path),
-            )
-            if value is not None
-        ]
+        if self.merge_function_path is None:
+            return []
+        return [(("merge_function_path",), self.merge_function_path)]
 
     @model_validator(mode="after")
     def _static_or_dynamic(self) -> ParallelStep:
@@ -205,6 +207,15 @@ class ParallelStep(_StepBase):
             raise ValueError("a PARALLEL step needs either 'tasks' or 'iterate_over' (one of them)")
         if self.iterate_over and not self.task_function:
             raise ValueError("'iterate_over' needs 'task_function'")
+        names = [task.name for task in self.tasks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"task names must be unique; repeated: {', '.join(duplicates)}")
+        if self.merge_strategy not in (MergeStrategy.SHALLOW, MergeStrategy.DEEP):
+            raise ValueError(
+                f"merge_strategy {self.merge_strategy.value} is not available for PARALLEL "
+                "steps; use SHALLOW or DEEP"
+            )
         return self
 
 

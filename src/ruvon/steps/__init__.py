@@ -10,6 +10,8 @@ from ruvon.steps.base import StepOutcome, StepRun, StepRunner
 from ruvon.steps.decision import DecisionRunner
 from ruvon.steps.function import StandardRunner
 from ruvon.steps.human import HumanInLoopRunner
+from ruvon.steps.loop import LoopRunner
+from ruvon.steps.parallel import ParallelRunner
 
 __all__ = ["STEP_RUNNERS", "StepOutcome", "StepRun", "StepRunner"]
 
@@ -18,6 +20,8 @@ STEP_RUNNERS: Mapping[StepKind, StepRunner] = {
     StepKind.ASYNC: AsyncRunner(),
     StepKind.DECISION: DecisionRunner(),
     StepKind.HUMAN_IN_LOOP: HumanInLoopRunner(),
+    StepKind.LOOP: LoopRunner(),
+    StepKind.PARALLEL: ParallelRunner(),
 }
 """The runner of each step kind that this version can run. A kind missing here is part of the
 language (its files validate) but fails with StepNotImplementedError when a workflow reaches it."""

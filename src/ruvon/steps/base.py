@@ -96,6 +96,9 @@ class StepRun:
     persistence: PersistenceProvider
     evaluator: ExpressionEvaluator
     templates: TemplateEngine
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """The workflow's committed metadata (read-only: a runner changes it through
+    :attr:`StepOutcome.metadata`)."""
     cursor: Any = None
     """Where a step that works in parts (batches, iterations) left off, as its last
     :attr:`StepOutcome.cursor` was committed; ``None`` when it starts."""

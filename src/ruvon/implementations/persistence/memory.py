@@ -60,6 +60,17 @@ _UPDATED_PLAIN = tuple(
 )
 
 
+_FIELDS = tuple(column.name for column in WORKFLOW_COLUMNS)
+"""The record's fields in declaration order (checked against ``WorkflowRecord`` at import)."""
+
+
+def _with(record: WorkflowRecord, changes: dict[str, Any]) -> WorkflowRecord:
+    """``dataclasses.replace(record, **changes)``, several times faster: it runs per commit."""
+    return WorkflowRecord(
+        *[changes[name] if name in changes else getattr(record, name) for name in _FIELDS]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _StoredWorkflow:
     """A workflow as kept: the record's plain fields (its JSON fields are ``None``, never
@@ -72,9 +83,7 @@ class _StoredWorkflow:
 
     def load(self) -> WorkflowRecord:
         """The workflow as returned: a fresh record with fresh JSON values."""
-        return dataclasses.replace(
-            self.record, **{name: loads(text) for name, text in self.json.items()}
-        )
+        return _with(self.record, {name: loads(text) for name, text in self.json.items()})
 
 
 class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
@@ -151,9 +160,9 @@ class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
         changes: dict[str, Any] = {name: getattr(update, name) for name in _UPDATED_PLAIN}
         for name in _UPDATED_TIMES:
             changes[name] = _utc(getattr(update, name))
-        record = dataclasses.replace(
-            current.record, **changes, version=expected_version + 1, updated_at=at
-        )
+        changes["version"] = expected_version + 1
+        changes["updated_at"] = at
+        record = _with(current.record, changes)
         self._workflows[update.workflow_id] = _StoredWorkflow(
             record, {**current.json, **json}, current.seq
         )
