@@ -9,20 +9,19 @@ import inspect
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from ruvon._builder_runs import RunQueries
 from ruvon.definition.compiled import CompiledWorkflow
 from ruvon.definition.loader import _IMPORT_CACHE as IMPORT_CACHE
 from ruvon.definition.loader import clear_import_cache
 from ruvon.definition.loader import import_callable as _import_callable
 from ruvon.definition.source import DefinitionSource
 from ruvon.errors import (
-    ConcurrencyConflictError,
     DefinitionIssue,
     IdempotencyConflictError,
     WorkflowNotFoundError,
@@ -60,7 +59,7 @@ def _payload_digest(workflow_type: str, initial_data: Mapping[str, Any] | None) 
     return hashlib.sha256(payload).hexdigest()
 
 
-class WorkflowBuilder:
+class WorkflowBuilder(RunQueries):
     """Creates and loads workflows.
 
     All of these work::
@@ -384,96 +383,6 @@ class WorkflowBuilder:
             workflow_observer,
             validate_state=validate_state,
         )
-
-    async def list_workflows(
-        self,
-        *,
-        status: str | Sequence[str] | None = None,
-        workflow_type: str | None = None,
-        owner_id: str | None = None,
-        org_id: str | None = None,
-        parent_workflow_id: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        persistence_provider: PersistenceProvider | None = None,
-    ) -> list[WorkflowRecord]:
-        """The stored workflows matching every given filter, newest first, as records (nothing
-        is compiled or loaded: load one with :meth:`load_workflow` to drive it).
-
-        ``status`` is one status or several; ``created_after`` (inclusive) and
-        ``created_before`` (exclusive) must be timezone-aware. Raises ``ValueError`` for an
-        unknown status, a naive datetime or a negative ``limit``/``offset``.
-        """
-        persistence = await self._persistence(persistence_provider)
-        return await persistence.list_workflows(
-            status=status,
-            workflow_type=workflow_type,
-            owner_id=owner_id,
-            org_id=org_id,
-            parent_workflow_id=parent_workflow_id,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            offset=offset,
-        )
-
-    async def count_workflows(
-        self,
-        *,
-        status: str | Sequence[str] | None = None,
-        workflow_type: str | None = None,
-        owner_id: str | None = None,
-        org_id: str | None = None,
-        parent_workflow_id: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        persistence_provider: PersistenceProvider | None = None,
-    ) -> int:
-        """How many stored workflows match the filters of :meth:`list_workflows` (its total
-        without ``limit`` and ``offset``)."""
-        persistence = await self._persistence(persistence_provider)
-        return await persistence.count_workflows(
-            status=status,
-            workflow_type=workflow_type,
-            owner_id=owner_id,
-            org_id=org_id,
-            parent_workflow_id=parent_workflow_id,
-            created_after=created_after,
-            created_before=created_before,
-        )
-
-    async def complete_async_step(
-        self,
-        workflow_id: str,
-        step_index: int,
-        token: str,
-        *,
-        result: dict[str, Any] | None = None,
-        error: BaseException | None = None,
-        persistence_provider: PersistenceProvider | None = None,
-        execution_provider: ExecutionProvider | None = None,
-    ) -> bool:
-        """Report the outcome of a dispatched ASYNC step from anywhere (a worker, another
-        process): load the workflow and apply it once (``Workflow.complete_async_step``).
-
-        Returns False, changing nothing, for a stale or repeated report. A report that races
-        another writer is retried on the reloaded workflow, where the token decides again.
-        """
-        for _ in range(3):
-            workflow = await self.load_workflow(
-                workflow_id,
-                persistence_provider=persistence_provider,
-                execution_provider=execution_provider,
-            )
-            try:
-                return await workflow.complete_async_step(
-                    step_index, token, result=result, error=error
-                )
-            except ConcurrencyConflictError:
-                continue
-        return False
 
     async def close(self) -> None:
         """Close the builder's default providers that it initialized (persistence, execution,

@@ -1,0 +1,130 @@
+"""What the builder offers about stored runs besides creating and loading one: queries (an
+underwriter's inbox) and the report of a dispatched ASYNC step from another process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ruvon.errors import ConcurrencyConflictError
+from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.persistence import PersistenceProvider, WorkflowRecord
+
+if TYPE_CHECKING:
+    from ruvon.workflow import Workflow
+
+__all__ = ["RunQueries"]
+
+
+class RunQueries:
+    """``WorkflowBuilder.list_workflows``, ``count_workflows`` and ``complete_async_step``."""
+
+    if TYPE_CHECKING:  # provided by WorkflowBuilder
+
+        async def _persistence(
+            self,
+            provider: PersistenceProvider | None,
+            execution: ExecutionProvider | None = None,
+            observer: object | None = None,
+        ) -> PersistenceProvider: ...
+
+        async def load_workflow(
+            self,
+            workflow_id: str,
+            *,
+            persistence_provider: PersistenceProvider | None = None,
+            execution_provider: ExecutionProvider | None = None,
+            workflow_observer: object | None = None,
+            validate_state: bool = True,
+        ) -> Workflow: ...
+
+    async def list_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        parent_workflow_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        persistence_provider: PersistenceProvider | None = None,
+    ) -> list[WorkflowRecord]:
+        """The stored workflows matching every given filter, newest first, as records (nothing
+        is compiled or loaded: load one with :meth:`load_workflow` to drive it).
+
+        ``status`` is one status or several; ``created_after`` (inclusive) and
+        ``created_before`` (exclusive) must be timezone-aware. Raises ``ValueError`` for an
+        unknown status, a naive datetime or a negative ``limit``/``offset``.
+        """
+        persistence = await self._persistence(persistence_provider)
+        return await persistence.list_workflows(
+            status=status,
+            workflow_type=workflow_type,
+            owner_id=owner_id,
+            org_id=org_id,
+            parent_workflow_id=parent_workflow_id,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def count_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        parent_workflow_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        persistence_provider: PersistenceProvider | None = None,
+    ) -> int:
+        """How many stored workflows match the filters of :meth:`list_workflows` (its total
+        without ``limit`` and ``offset``)."""
+        persistence = await self._persistence(persistence_provider)
+        return await persistence.count_workflows(
+            status=status,
+            workflow_type=workflow_type,
+            owner_id=owner_id,
+            org_id=org_id,
+            parent_workflow_id=parent_workflow_id,
+            created_after=created_after,
+            created_before=created_before,
+        )
+
+    async def complete_async_step(
+        self,
+        workflow_id: str,
+        step_index: int,
+        token: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+    ) -> bool:
+        """Report the outcome of a dispatched ASYNC step from anywhere (a worker, another
+        process): load the workflow and apply it once (``Workflow.complete_async_step``).
+
+        Returns False, changing nothing, for a stale or repeated report. A report that races
+        another writer is retried on the reloaded workflow, where the token decides again.
+        """
+        for _ in range(3):
+            workflow = await self.load_workflow(
+                workflow_id,
+                persistence_provider=persistence_provider,
+                execution_provider=execution_provider,
+            )
+            try:
+                return await workflow.complete_async_step(
+                    step_index, token, result=result, error=error
+                )
+            except ConcurrencyConflictError:
+                continue
+        return False
