@@ -13,7 +13,7 @@ from ruvon.implementations.execution.thread_pool import ThreadPoolExecutionProvi
 from ruvon.progress import StepStatus
 from ruvon.providers.persistence import PersistenceProvider
 from tests.support import dag_steps
-from tests.support.config import ConfigDir, audit_types, workflow
+from tests.support.config import STEPS, ConfigDir, audit_types, workflow
 
 D = "tests.support.dag_steps"
 
@@ -156,3 +156,38 @@ async def test_a_route_skips_the_other_branch_and_its_dependants_go_on(
     assert stored is not None
     assert stored.progress["steps"][skipped] == "skipped"
     assert stored.progress["steps"]["Report"] == "completed"
+
+
+async def test_a_step_with_a_retry_policy_runs_on_its_own_with_it(
+    config: ConfigDir, persistence: PersistenceProvider
+) -> None:
+    """Retries, timeouts and compensations are applied by the engine to a step run on its own:
+    such a step does not join a concurrent stage."""
+    config.write(
+        "RetryInGraph",
+        workflow(
+            "RetryInGraph",
+            f"""
+            - name: Start
+              function: {D}.record
+            - name: Flaky
+              function: {STEPS}.flaky_until_third
+              dependencies: [Start]
+              retry_policy:
+                max_attempts: 3
+                delay: 0
+            - name: Other
+              function: {D}.record
+              dependencies: [Start]
+            """,
+        ),
+    )
+    wf = await config.builder(persistence).create_workflow("RetryInGraph", {"order_id": "D5"})
+    await wf.next_step()
+    assert wf.ready_steps == ["Flaky", "Other"]
+
+    await wf.next_step()  # Flaky alone, retried until its third attempt succeeds
+    assert wf.ready_steps == ["Other"]
+    assert wf.state.attempts == [1, 2, 3]
+    await wf.next_step()
+    assert wf.status is WorkflowStatus.COMPLETED

@@ -26,9 +26,18 @@ class StandardRunner(RunnerBase):
     matches the workflow goes on with the next step."""
 
     def stage_call(self, step: CompiledStep) -> CallSpec | None:
+        """A plain STANDARD step joins a stage: one without routes, input model, retry policy,
+        timeout or compensation, whose function the provider can call as it is. Any of those
+        makes it run on its own, where the engine applies them."""
         definition = step.definition
         assert isinstance(definition, StandardStep)
-        plain = not definition.routes and step.input_model is None
+        plain = (
+            not definition.routes
+            and step.input_model is None
+            and definition.retry_policy is None
+            and definition.timeout_seconds is None
+            and step.compensate is None
+        )
         return step.function if plain else None
 
     async def run(self, step: CompiledStep, run: StepRun) -> StepOutcome:

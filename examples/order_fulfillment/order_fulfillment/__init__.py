@@ -1,0 +1,1 @@
+"""The order-fulfillment example: state models and step functions."""
