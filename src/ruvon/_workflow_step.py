@@ -142,6 +142,7 @@ class StepCycle(StepChecks):
         if outcome.metadata:
             metadata = {**metadata, **outcome.metadata}
         audit.extend(outcome.audit)
+        metrics.extend(outcome.metrics)
 
         if outcome.cursor is not None:
             # Part of the step's work is done: commit it and stay on the step.
@@ -278,7 +279,8 @@ class StepCycle(StepChecks):
             )
         )
         metrics = [
-            MetricPoint("step_part_duration_ms", duration_ms, unit="ms", step_name=step.name)
+            MetricPoint("step_part_duration_ms", duration_ms, unit="ms", step_name=step.name),
+            *outcome.metrics,
         ]
         try:
             await self._commit(

@@ -16,7 +16,7 @@ from ruvon.errors import MergeConflictError, ParallelExecutionError
 from ruvon.implementations.execution.thread_pool import ThreadPoolExecutionProvider
 from ruvon.providers.persistence import PersistenceProvider
 from tests.support import parallel_steps
-from tests.support.config import ConfigDir, audit_log
+from tests.support.config import STEPS, ConfigDir, audit_log, workflow
 from tests.support.parallel_steps import P, tasks, write
 
 ABC = tasks("quote", "a", "b", "c")
@@ -375,3 +375,36 @@ def test_definition_errors(config: ConfigDir, keys: dict[str, Any], message: str
 
     with pytest.raises(DefinitionError, match=message):
         config.builder().validate("Wrong")
+
+
+async def test_each_task_duration_is_a_metric(
+    config: ConfigDir, persistence: PersistenceProvider
+) -> None:
+    """Observability per task: a ``parallel_task_duration_ms`` point per task, committed with
+    the step and tagged with the task's name."""
+    config.write(
+        "TaskMetrics",
+        workflow(
+            "TaskMetrics",
+            f"""
+            - name: FanOut
+              type: PARALLEL
+              tasks:
+                - name: a
+                  function: {STEPS}.mark
+                - name: b
+                  function: {STEPS}.mark
+            """,
+        ),
+    )
+    wf = await config.builder(persistence).create_workflow("TaskMetrics", {"order_id": "M1"})
+    await wf.next_step()
+
+    points = await persistence.get_workflow_metrics(
+        workflow_id=wf.id, metric_name="parallel_task_duration_ms"
+    )
+    assert sorted((p.step_name, (p.tags or {})["task"], (p.tags or {})["ok"]) for p in points) == [
+        ("FanOut", "a", True),
+        ("FanOut", "b", True),
+    ]
+    assert all(p.metric_value >= 0 and p.unit == "ms" for p in points)

@@ -21,7 +21,7 @@ from ruvon.models import (
 )
 from ruvon.providers.execution import ExecutionProvider, step_result
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
-from ruvon.providers.persistence import AuditEvent, PersistenceProvider
+from ruvon.providers.persistence import AuditEvent, MetricPoint, PersistenceProvider
 from ruvon.providers.template_engine import TemplateEngine
 
 __all__ = [
@@ -67,6 +67,9 @@ class StepOutcome:
     PARALLEL step that allows partial success)."""
     metadata: Mapping[str, Any] | None = None
     """Keys to set in ``workflow.metadata`` with the step's commit."""
+    metrics: Sequence[MetricPoint] = ()
+    """Extra metric points the kind records with the step's commit (e.g. each PARALLEL
+    task's duration)."""
     dispatch: CallSpec | None = None
     """Run this function elsewhere (``ExecutionProvider.dispatch_async_task``): the workflow is
     committed PENDING_ASYNC with a dispatch token first, and the step completes when its result

@@ -37,7 +37,7 @@ from ruvon.providers.execution import (
     isolated_state,
     step_result,
 )
-from ruvon.providers.persistence import AuditEvent
+from ruvon.providers.persistence import AuditEvent, MetricPoint
 from ruvon.steps.base import RunnerBase, StepOutcome, StepRun, fast_context, with_retries
 from ruvon.steps.merging import deep_into_state, merge_task_results
 
@@ -198,7 +198,20 @@ class ParallelRunner(RunnerBase):
                     )
                 )
             metadata = _errors_metadata(step, run, failed)
-        return StepOutcome(result=merged, audit=audit, metadata=metadata, cursor=batch.cursor)
+        # Each task's duration is a metric (tagged with the task), written with the commit.
+        metrics = [
+            MetricPoint(
+                "parallel_task_duration_ms",
+                outcome.duration_ms,
+                unit="ms",
+                step_name=step.name,
+                tags={"task": outcome.name, "ok": outcome.error is None},
+            )
+            for outcome in outcomes.values()
+        ]
+        return StepOutcome(
+            result=merged, audit=audit, metadata=metadata, metrics=metrics, cursor=batch.cursor
+        )
 
     async def _dispatch(
         self, step: CompiledStep, definition: ParallelStep, run: StepRun, batch: _Batch
