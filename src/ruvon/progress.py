@@ -36,9 +36,15 @@ class StepStatus(str, Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
+_COMPLETED = StepStatus.COMPLETED.value
+_SKIPPED = StepStatus.SKIPPED.value
+
+
+@dataclass(slots=True, eq=True)
 class Progress:
-    """Where a run is and what its steps did.
+    """Where a run is and what its steps did. Treat it as immutable: every transition returns a
+    new record (not frozen only because a frozen dataclass's constructor costs a microsecond
+    more, on every commit).
 
     ``cursor`` is the name of the step the next call runs (``None`` once the run has passed its
     last step); ``steps`` holds the status of every step that left PENDING, by name;
@@ -111,18 +117,17 @@ class Progress:
     ) -> Progress:
         """``step_name`` completed with ``result`` (stored through the codec); ``skipped``
         steps were jumped over. The commit sets the cursor (:meth:`at`)."""
+        # Runs on every step commit: plain constructor and module constants, no replace().
         steps = dict(self.steps)
         for name in skipped:
-            steps[name] = StepStatus.SKIPPED.value
-        steps[step_name] = StepStatus.COMPLETED.value
-        loops = self.loops
-        if step_name in loops:
-            loops = {k: v for k, v in loops.items() if k != step_name}
-        return self._with(
-            steps=steps,
-            last_result=result,
-            loops=loops,
-            dispatch=_without(self.dispatch, step_name),
+            steps[name] = _SKIPPED
+        steps[step_name] = _COMPLETED
+        return Progress(
+            self.cursor,
+            steps,
+            result,
+            _without(self.dispatch, step_name),
+            _without(self.loops, step_name),
         )
 
     def step_dispatched(self, step_name: str, token: str) -> Progress:
@@ -161,9 +166,11 @@ class Progress:
         if cursor == self.cursor:
             return self
         if cursor is None:
-            return self._with(cursor=None)
-        return self._with(
-            cursor=cursor,
-            steps=_without(self.steps, cursor),
-            loops=_without(self.loops, cursor),
+            return Progress(None, self.steps, self.last_result, self.dispatch, self.loops)
+        return Progress(
+            cursor,
+            _without(self.steps, cursor),
+            self.last_result,
+            self.dispatch,
+            _without(self.loops, cursor),
         )
