@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from pydantic import BaseModel
+
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.definition.schema import Route
 from ruvon.errors import StepResultError
@@ -32,6 +34,7 @@ __all__ = [
     "StepRunner",
     "call_function",
     "fast_context",
+    "resolve_list",
     "with_retries",
 ]
 
@@ -217,3 +220,36 @@ async def with_retries(step: CompiledStep, attempt: Callable[[int], Awaitable[T]
                 delay,
             )
             await asyncio.sleep(delay)
+
+
+_NOT_FOUND = object()
+
+
+def resolve_list(kind: str, step_name: str, path: str, state: Any) -> Sequence[Any]:
+    """The list ``iterate_over`` names: ``state.items``, ``items`` or ``state.order.lines``.
+
+    Raises ``ValueError`` naming the step and the path when a part of the path is missing or
+    the value is not a list (a tuple counts as one).
+    """
+    parts = path.split(".")
+    if len(parts) > 1 and parts[0] == "state":
+        parts = parts[1:]
+    value: Any = state
+    for part in parts:
+        if isinstance(value, Mapping):
+            value = value.get(part, _NOT_FOUND)
+        elif isinstance(value, BaseModel):
+            value = getattr(value, part, _NOT_FOUND)
+        else:
+            value = _NOT_FOUND
+        if value is _NOT_FOUND:
+            raise ValueError(
+                f"{kind} step '{step_name}': iterate_over '{path}' did not resolve to a list "
+                f"(there is no '{part}')"
+            )
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"{kind} step '{step_name}': iterate_over '{path}' did not resolve to a list "
+            f"(got {type(value).__name__})"
+        )
+    return value

@@ -40,7 +40,14 @@ from ruvon.errors import (
 from ruvon.models import MergeStrategy, StepContext, StepKind
 from ruvon.serialization import jsonable
 from ruvon.state import check_storable, describe_errors, merge_state
-from ruvon.steps.base import DIRECTIVES, RunnerBase, StepOutcome, StepRun, call_function
+from ruvon.steps.base import (
+    DIRECTIVES,
+    RunnerBase,
+    StepOutcome,
+    StepRun,
+    call_function,
+    resolve_list,
+)
 from ruvon.steps.routing import expression_context
 
 __all__ = ["LoopRunner"]
@@ -89,36 +96,6 @@ class _Iteration:
 def _label(step: CompiledStep, body: CompiledStep) -> str:
     """How errors name a body step: ``Loop/Body``."""
     return f"{step.name}/{body.name}"
-
-
-def _resolve_list(step_name: str, path: str, state: Any) -> Sequence[Any]:
-    """The list ``iterate_over`` names: ``state.items``, ``items`` or ``state.order.lines``.
-
-    Raises ``ValueError`` naming the step and the path when a part of the path is missing or
-    the value is not a list (a tuple counts as one).
-    """
-    parts = path.split(".")
-    if len(parts) > 1 and parts[0] == "state":
-        parts = parts[1:]
-    value: Any = state
-    for part in parts:
-        if isinstance(value, Mapping):
-            value = value.get(part, _MISSING)
-        elif isinstance(value, BaseModel):
-            value = getattr(value, part, _MISSING)
-        else:
-            value = _MISSING
-        if value is _MISSING:
-            raise ValueError(
-                f"LOOP step '{step_name}': iterate_over '{path}' did not resolve to a list "
-                f"(there is no '{part}')"
-            )
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(
-            f"LOOP step '{step_name}': iterate_over '{path}' did not resolve to a list "
-            f"(got {type(value).__name__})"
-        )
-    return value
 
 
 def _resume_point(step_name: str, cursor: Any) -> tuple[int, list[Any]]:
@@ -175,7 +152,7 @@ class LoopRunner(RunnerBase):
         item = None
         if definition.mode == "ITERATE":
             assert definition.iterate_over is not None  # the schema requires it
-            items = _resolve_list(step.name, definition.iterate_over, run.state)
+            items = resolve_list("LOOP", step.name, definition.iterate_over, run.state)
             item = copy.deepcopy(items[index])  # the body changes the state only by returning
         done = await self._iteration(step, definition, run, index, item)
         results.append(done.result)
@@ -191,7 +168,7 @@ class LoopRunner(RunnerBase):
         ends before its list or condition would is logged at WARNING."""
         if definition.mode == "ITERATE":
             assert definition.iterate_over is not None  # the schema requires it
-            items = _resolve_list(step.name, definition.iterate_over, state)
+            items = resolve_list("LOOP", step.name, definition.iterate_over, state)
             more = index < len(items)
             left = f"{len(items) - index} item(s) of '{definition.iterate_over}' left"
         else:

@@ -20,11 +20,9 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel
 
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.definition.loader import import_callable
@@ -38,10 +36,17 @@ from ruvon.providers.execution import (
     step_result,
 )
 from ruvon.providers.persistence import AuditEvent, MetricPoint
-from ruvon.steps.base import RunnerBase, StepOutcome, StepRun, fast_context, with_retries
+from ruvon.steps.base import (
+    RunnerBase,
+    StepOutcome,
+    StepRun,
+    fast_context,
+    resolve_list,
+    with_retries,
+)
 from ruvon.steps.merging import deep_into_state, merge_task_results
 
-__all__ = ["ParallelRunner", "resolve_items"]
+__all__ = ["ParallelRunner"]
 
 logger = logging.getLogger("ruvon.steps")
 
@@ -57,36 +62,6 @@ class _Batch:
     """Fan-out tasks: task name -> (item, index), for the task's context."""
     cursor: dict[str, int] | None
     """``{"next": i}`` when tasks are left for later batches; ``None`` for the last batch."""
-
-
-def resolve_items(step_name: str, path: str, state: Any) -> Sequence[Any]:
-    """The list ``iterate_over`` names: ``state.items``, ``items`` or ``state.order.lines``.
-
-    Raises ``ValueError`` naming the step and the path when a part of the path is missing or
-    the value is not a list (a tuple counts as one).
-    """
-    parts = path.split(".")
-    if len(parts) > 1 and parts[0] == "state":
-        parts = parts[1:]
-    value: Any = state
-    for part in parts:
-        if isinstance(value, Mapping):
-            value = value.get(part, _MISSING)
-        elif isinstance(value, BaseModel):
-            value = getattr(value, part, _MISSING)
-        else:
-            value = _MISSING
-        if value is _MISSING:
-            raise ValueError(
-                f"PARALLEL step '{step_name}': iterate_over '{path}' did not resolve to a list "
-                f"(there is no '{part}')"
-            )
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(
-            f"PARALLEL step '{step_name}': iterate_over '{path}' did not resolve to a list "
-            f"(got {type(value).__name__})"
-        )
-    return value
 
 
 def _start(step_name: str, cursor: Any) -> int:
@@ -109,7 +84,7 @@ def _batch(step: CompiledStep, definition: ParallelStep, run: StepRun) -> _Batch
     """The tasks of this run of the step: all of them, or the batch the cursor points at."""
     start = _start(step.name, run.cursor)
     if definition.iterate_over:
-        items = resolve_items(step.name, definition.iterate_over, run.state)
+        items = resolve_list("PARALLEL", step.name, definition.iterate_over, run.state)
         total = len(items)
     else:
         total = len(definition.tasks)
