@@ -43,6 +43,7 @@ from ruvon.providers.persistence import (
     WorkflowRecord,
     WorkflowUpdate,
 )
+from ruvon.providers.services import NO_SERVICES, StepServices
 from ruvon.providers.template_engine import TemplateEngine
 from ruvon.state import (
     describe_errors,
@@ -69,6 +70,7 @@ class WorkflowCore:
         workflow_observer: object | None = None,
         state: Any = None,
         validate_state: bool = True,
+        services: StepServices = NO_SERVICES,
     ) -> None:
         if persistence_provider is None or execution_provider is None:
             raise ValueError("Workflow needs a persistence_provider and an execution_provider")
@@ -78,6 +80,7 @@ class WorkflowCore:
         self._evaluator = expression_evaluator
         self._templates = template_engine
         self._observer = workflow_observer
+        self._services = services
         self._hub = ObserverHub(workflow_observer)
         self._lock = asyncio.Lock()
         self._dag: Dependencies | None = dependencies_of(compiled.steps)

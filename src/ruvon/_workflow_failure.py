@@ -138,4 +138,6 @@ class FailurePath(WorkflowCore):
             persistence=self._persistence,
             evaluator=self._evaluator,
             templates=self._templates,
+            metadata=self.metadata,
+            services=self._services,
         )

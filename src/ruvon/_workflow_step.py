@@ -79,6 +79,7 @@ class StepCycle(StepChecks):
             templates=self._templates,
             metadata=self.metadata,
             cursor=self.progress.loops.get(step.name),
+            services=self._services,
         )
         if self._dag is not None and resuming is None:
             stage = self._stage(step)

@@ -33,7 +33,10 @@ from ruvon.models import WorkflowStatus
 from ruvon.observing import ObserverHub
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
+from ruvon.providers.http import HttpClient
 from ruvon.providers.persistence import AuditEvent, PersistenceProvider, WorkflowRecord
+from ruvon.providers.secrets import SecretsProvider
+from ruvon.providers.services import StepServices
 from ruvon.providers.template_engine import TemplateEngine
 from ruvon.serialization import jsonable
 from ruvon.settings import persistence_from_url
@@ -89,6 +92,8 @@ class WorkflowBuilder(RunQueries):
         execution_provider: ExecutionProvider | None = None,
         workflow_observer: object | None = None,
         observer: object | None = None,
+        http_client: HttpClient | None = None,
+        secrets_provider: SecretsProvider | None = None,
     ) -> None:
         self.expression_evaluator_cls = expression_evaluator_cls
         self.template_engine_cls = template_engine_cls
@@ -97,7 +102,12 @@ class WorkflowBuilder(RunQueries):
         self.persistence_provider = persistence_provider
         self.execution_provider: ExecutionProvider = execution_provider or SyncExecutionProvider()
         self.workflow_observer = workflow_observer if workflow_observer is not None else observer
+        self.http_client = http_client
+        """The HTTP steps' client (``None``: a default ``HttpxClient``, made when needed)."""
+        self.secrets_provider = secrets_provider
+        """Where templates' ``secrets`` come from (``None``: environment variables)."""
         self._initialized: set[int] = set()
+        self._services_cache = StepServices()
         self._definitions = DefinitionSource(workflow_registry, config_dir, evaluator)
         """The registry, the config directory and the compiled definitions."""
 
@@ -257,7 +267,17 @@ class WorkflowBuilder(RunQueries):
             workflow_observer=observer if observer is not None else self.workflow_observer,
             state=state,
             validate_state=validate_state,
+            services=self._services(),
         )
+
+    def _services(self) -> StepServices:
+        """What step kinds get beyond the workflow's providers (one bundle per builder state)."""
+        services = StepServices(
+            http_client=self.http_client, secrets=self.secrets_provider, starter=self
+        )
+        if services != self._services_cache:
+            self._services_cache = services
+        return self._services_cache
 
     async def create_workflow(
         self,

@@ -25,6 +25,7 @@ from ruvon.providers.persistence import (
     PersistenceProvider,
     WorkflowRecord,
 )
+from ruvon.providers.services import NO_SERVICES, StepServices
 from ruvon.providers.template_engine import TemplateEngine
 from ruvon.state import (
     dump_state,
@@ -70,6 +71,7 @@ class Workflow(AsyncSteps):
         workflow_observer: object | None = None,
         state: Any = None,
         validate_state: bool = True,
+        services: StepServices = NO_SERVICES,
     ) -> Workflow:
         """Rebuild a workflow from its stored record and its compiled snapshot.
 
@@ -86,6 +88,7 @@ class Workflow(AsyncSteps):
             workflow_observer=workflow_observer,
             state=state,
             validate_state=validate_state,
+            services=services,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ruvon.models import (
 from ruvon.providers.execution import ExecutionProvider, step_result
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
 from ruvon.providers.persistence import AuditEvent, MetricPoint, PersistenceProvider
+from ruvon.providers.services import NO_SERVICES, StepServices
 from ruvon.providers.template_engine import TemplateEngine
 
 __all__ = [
@@ -108,6 +109,8 @@ class StepRun:
     cursor: Any = None
     """Where a step that works in parts (batches, iterations) left off, as its last
     :attr:`StepOutcome.cursor` was committed; ``None`` when it starts."""
+    services: StepServices = NO_SERVICES
+    """The HTTP client, secrets and workflow starter the builder provides."""
 
     def context(self, step: CompiledStep, attempt: int = 1) -> StepContext:
         """The :class:`StepContext` passed to the step's function."""
