@@ -63,7 +63,6 @@ class AsyncSteps(DagStages):
             state_dict=state_dict,
             progress=self.progress.step_dispatched(step.name, token),
         )
-        await self._notify_status(old_status)
         kwargs = spec.keyword_arguments(run.user_input, state)
         task = AsyncTask(
             workflow_id=self.id,

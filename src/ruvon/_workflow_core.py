@@ -30,7 +30,7 @@ from ruvon.models import (
     check_transition,
     normalize_status,
 )
-from ruvon.observing import ObserverHub
+from ruvon.observing import Notice, ObserverHub
 from ruvon.progress import Progress
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
@@ -222,13 +222,19 @@ class WorkflowCore:
             error_message=None if clear_error else self.error_message,
             progress=progress,
         )
-        if status is not old:
-            await self._notify_status(old)
 
-    async def _notify_status(
-        self, old_status: WorkflowStatus, step_name: str | None = None
+    async def _publish(
+        self, old_status: WorkflowStatus, notices: Sequence[Notice], step_name: str | None
     ) -> None:
-        await self._hub.status_changed(
+        """Tell observers about a committed transition: its own events, then the status change
+        (from ``old_status``) and the hook of the status reached. Called by :meth:`_commit`
+        only, after the write succeeded; observers never see a change that was not stored."""
+        hub = self._hub
+        for hook, kwargs in notices:
+            await hub.emit(hook, **kwargs)
+        if self.status is old_status:
+            return
+        await hub.status_changed(
             workflow_id=self.id,
             workflow_type=self.workflow_type,
             old_status=old_status,
@@ -254,11 +260,20 @@ class WorkflowCore:
         error_message: str | None = None,
         state_dict: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        notices: Sequence[Notice] = (),
+        since: WorkflowStatus | None = None,
+        status_step: str | None = None,
     ) -> None:
-        """Write the new position in one provider call; update this object only if it succeeded.
+        """Write the new position in one provider call; update this object only if it
+        succeeded, then publish the transition to observers (:meth:`_publish`).
 
         ``state_dict`` is the JSON form of ``state`` when the caller has already made it;
-        ``progress`` the new progress record (its cursor is set here, from ``index``)."""
+        ``progress`` the new progress record (its cursor is set here, from ``index``);
+        ``notices`` the transition's own observer events (build them only when
+        ``self._hub.enabled``); ``since`` the status observers last saw, when it is not the
+        one before this commit (a resumed wait); ``status_step`` the step to name in the
+        status change (default: the step the run is now at)."""
+        old_status = self.status if since is None else since
         steps = self._compiled.steps
         cursor = steps[index].name if index < len(steps) else None
         progress = (self.progress if progress is None else progress).at(cursor)
@@ -296,6 +311,8 @@ class WorkflowCore:
         self.completed_at = completed_at
         self.progress = progress
         self._last_result = progress.last_result
+        if self._hub.enabled:
+            await self._publish(old_status, notices, status_step)
 
     def _validated_state(self) -> Any:
         if isinstance(self.state, BaseModel):

@@ -12,6 +12,7 @@ from ruvon._workflow_step import StepCycle
 from ruvon.dag import ready_steps
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.models import WorkflowStatus, check_transition
+from ruvon.observing import Notice
 from ruvon.providers.execution import ParallelTask
 from ruvon.providers.persistence import AuditEvent, MetricPoint
 from ruvon.steps import STEP_RUNNERS, StepRun
@@ -120,7 +121,15 @@ class DagStages(StepCycle):
                 )
             )
         metrics.append(MetricPoint("stage_duration_ms", duration_ms, unit="ms"))
-        old_status = self.status
+        notice: Notice = (
+            "on_stage_completed",
+            {
+                "workflow_id": self.id,
+                "step_names": [step.name for step, _ in stage],
+                "result": merged,
+                "duration_ms": duration_ms,
+            },
+        )
         try:
             await self._commit(
                 status,
@@ -132,18 +141,10 @@ class DagStages(StepCycle):
                 completed=status is WorkflowStatus.COMPLETED,
                 state_dict=state_dict,
                 progress=progress,
+                notices=[notice],
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
             raise
-        await self._hub.emit(
-            "on_stage_completed",
-            workflow_id=self.id,
-            step_names=[step.name for step, _ in stage],
-            result=merged,
-            duration_ms=duration_ms,
-        )
-        if self.status is not old_status:
-            await self._notify_status(old_status)
         chained = all(step.definition.automate_next for step, _ in stage)
         return merged, self.status is WorkflowStatus.ACTIVE and chained

@@ -9,12 +9,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ruvon import observing
 from ruvon._workflow_core import WorkflowCore
 from ruvon.definition.compiled import CompiledStep
 from ruvon.models import (
     WorkflowStatus,
     check_transition,
 )
+from ruvon.observing import Notice
 from ruvon.providers.persistence import (
     AuditEvent,
     LogEntry,
@@ -88,6 +90,12 @@ class FailurePath(WorkflowCore):
                 stack=stack,
                 error_message=message,
                 progress=self.progress.step_failed(step.name),
+                notices=self._failure_notices(
+                    step, state, resuming, old_status, user_input, message
+                )
+                if self._hub.enabled
+                else (),
+                since=WorkflowStatus.ACTIVE,
             )
         except Exception as commit_error:
             # The step's error stays the one raised; the lost record is attached to it, and
@@ -111,17 +119,33 @@ class FailurePath(WorkflowCore):
         ):
             with contextlib.suppress(AttributeError):
                 setattr(error, name, value)
+
+    def _failure_notices(
+        self,
+        step: CompiledStep,
+        state: Any,
+        resuming: WorkflowStatus | None,
+        old_status: WorkflowStatus,
+        user_input: Mapping[str, Any],
+        message: str,
+    ) -> list[Notice]:
+        """The observer events of a committed step failure: the wait it ended, the failure."""
+        notices: list[Notice] = []
         if resuming is not None:
-            await self._hub.resumed(self.id, step.name, old_status, user_input)
-        await self._hub.emit(
-            "on_step_failed",
-            workflow_id=self.id,
-            step_name=step.name,
-            step_index=step.index,
-            error_message=message,
-            current_state=self.state,
+            notices.extend(observing.resumed(self.id, step.name, old_status, user_input))
+        notices.append(
+            (
+                "on_step_failed",
+                {
+                    "workflow_id": self.id,
+                    "step_name": step.name,
+                    "step_index": step.index,
+                    "error_message": message,
+                    "current_state": state,
+                },
+            )
         )
-        await self._notify_status(WorkflowStatus.ACTIVE)
+        return notices
 
     def _run_for_compensation(self, failed: CompiledStep) -> StepRun:
         return StepRun(

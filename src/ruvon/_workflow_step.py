@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ruvon import observing
 from ruvon._workflow_checks import StepChecks
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.errors import (
@@ -20,6 +21,7 @@ from ruvon.models import (
     check_transition,
     normalize_status,
 )
+from ruvon.observing import Notice
 from ruvon.providers.persistence import (
     AuditEvent,
     MetricPoint,
@@ -215,6 +217,11 @@ class StepCycle(StepChecks):
             else self.progress
         )
 
+        notices = (
+            self._step_notices(step, outcome, state, resuming, target, duration_ms, user_input)
+            if self._hub.enabled
+            else ()
+        )
         try:
             await self._commit(
                 status,
@@ -227,13 +234,14 @@ class StepCycle(StepChecks):
                 completed=status is WorkflowStatus.COMPLETED,
                 state_dict=state_dict,
                 progress=progress,
+                notices=notices,
+                # A resumed wait was reported as ACTIVE; a paused step has moved the pointer on.
+                since=WorkflowStatus.ACTIVE if resuming is not None else old_status,
+                status_step=step.name if outcome.wait else None,
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
             raise
-        await self._notify_step(
-            step, outcome, old_status, resuming, target, duration_ms, user_input
-        )
 
     def _stage(self, step: CompiledStep) -> list[tuple[CompiledStep, CallSpec]]:
         """The DAG stage ``step`` runs in (see ``_workflow_dag``); empty: it runs alone."""
@@ -283,6 +291,16 @@ class StepCycle(StepChecks):
             MetricPoint("step_part_duration_ms", duration_ms, unit="ms", step_name=step.name),
             *outcome.metrics,
         ]
+        notice: Notice = (
+            "on_step_progressed",
+            {
+                "workflow_id": self.id,
+                "step_name": step.name,
+                "result": outcome.result,
+                "cursor": outcome.cursor,
+                "duration_ms": duration_ms,
+            },
+        )
         try:
             await self._commit(
                 WorkflowStatus.ACTIVE,
@@ -293,43 +311,34 @@ class StepCycle(StepChecks):
                 metrics=metrics,
                 state_dict=state_dict,
                 progress=self.progress.step_progressed(step.name, outcome.cursor),
+                notices=[notice],
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
             raise
-        await self._hub.emit(
-            "on_step_progressed",
-            workflow_id=self.id,
-            step_name=step.name,
-            result=outcome.result,
-            cursor=outcome.cursor,
-            duration_ms=duration_ms,
-        )
 
-    async def _notify_step(
+    def _step_notices(
         self,
         step: CompiledStep,
         outcome: StepOutcome,
-        old_status: WorkflowStatus,
+        state: Any,
         resuming: WorkflowStatus | None,
         target: int | None,
         duration_ms: float,
         user_input: Mapping[str, Any],
-    ) -> None:
-        hub = self._hub
-        if not hub.enabled:
-            return
+    ) -> list[Notice]:
+        """The observer events of a committed step: the wait it ended, the step's outcome."""
+        notices: list[Notice] = []
         if resuming is not None:
-            await hub.resumed(self.id, step.name, old_status, user_input)
-            old_status = WorkflowStatus.ACTIVE
+            notices.extend(observing.resumed(self.id, step.name, resuming, user_input))
         if outcome.completes_step:
             label = "PAUSED" if outcome.wait else ("JUMPED" if target is not None else "COMPLETED")
-            await hub.step_executed(
-                self.id, step.name, step.index, label, outcome.result, self.state, duration_ms
+            notices.append(
+                observing.step_executed(
+                    self.id, step.name, step.index, label, outcome.result, state, duration_ms
+                )
             )
-        if self.status is not old_status:
-            # A paused step has already advanced the pointer: name the step that paused.
-            await self._notify_status(old_status, step.name if outcome.wait else None)
+        return notices
 
     async def _finish_without_step(self, resuming: WorkflowStatus | None) -> None:
         old = self.status
@@ -344,4 +353,3 @@ class StepCycle(StepChecks):
             audit,
             completed=True,
         )
-        await self._notify_status(old)

@@ -11,9 +11,13 @@ from typing import Any
 from ruvon.models import WorkflowStatus
 from ruvon.providers.observer import NoopObserver
 
-__all__ = ["ObserverHub"]
+__all__ = ["Notice", "ObserverHub", "resumed", "step_executed"]
 
 logger = logging.getLogger("ruvon.observer")
+
+Notice = tuple[str, dict[str, Any]]
+"""An event for observers: the hook's name and its keyword arguments. The engine builds them
+with a transition and the committer publishes them once the transition is committed."""
 
 _ACCEPTS: dict[tuple[type, str], tuple[bool, frozenset[str]] | None] = {}
 
@@ -61,51 +65,6 @@ class ObserverHub:
         except Exception:
             logger.exception("Observer %s.%s failed", type(self._observer).__name__, hook)
 
-    async def resumed(
-        self,
-        workflow_id: str,
-        step_name: str,
-        waiting: WorkflowStatus,
-        user_input: Mapping[str, Any],
-    ) -> None:
-        """A waiting workflow got its input: it is ACTIVE again (whatever the step does next)."""
-        await self.emit(
-            "on_workflow_resumed",
-            workflow_id=workflow_id,
-            step_name=step_name,
-            resume_data=dict(user_input),
-        )
-        await self.emit(
-            "on_workflow_status_changed",
-            workflow_id=workflow_id,
-            old_status=waiting.value,
-            new_status=WorkflowStatus.ACTIVE.value,
-            current_step_name=step_name,
-            final_result=None,
-        )
-
-    async def step_executed(
-        self,
-        workflow_id: str,
-        step_name: str,
-        step_index: int,
-        label: str,
-        result: dict[str, Any],
-        state: Any,
-        duration_ms: float,
-    ) -> None:
-        """A step's outcome was committed (label: COMPLETED, JUMPED or PAUSED)."""
-        await self.emit(
-            "on_step_executed",
-            workflow_id=workflow_id,
-            step_name=step_name,
-            step_index=step_index,
-            status=label,
-            result=result,
-            current_state=state,
-            duration_ms=duration_ms,
-        )
-
     async def status_changed(
         self,
         *,
@@ -151,3 +110,49 @@ class ObserverHub:
                 error_message=error_message or "",
                 current_state=state,
             )
+
+
+def resumed(
+    workflow_id: str, step_name: str, waiting: WorkflowStatus, user_input: Mapping[str, Any]
+) -> list[Notice]:
+    """A waiting workflow got its input: it is ACTIVE again (whatever the step does next)."""
+    return [
+        (
+            "on_workflow_resumed",
+            {"workflow_id": workflow_id, "step_name": step_name, "resume_data": dict(user_input)},
+        ),
+        (
+            "on_workflow_status_changed",
+            {
+                "workflow_id": workflow_id,
+                "old_status": waiting.value,
+                "new_status": WorkflowStatus.ACTIVE.value,
+                "current_step_name": step_name,
+                "final_result": None,
+            },
+        ),
+    ]
+
+
+def step_executed(
+    workflow_id: str,
+    step_name: str,
+    step_index: int,
+    label: str,
+    result: dict[str, Any],
+    state: Any,
+    duration_ms: float,
+) -> Notice:
+    """A step's outcome was committed (label: COMPLETED, JUMPED or PAUSED)."""
+    return (
+        "on_step_executed",
+        {
+            "workflow_id": workflow_id,
+            "step_name": step_name,
+            "step_index": step_index,
+            "status": label,
+            "result": result,
+            "current_state": state,
+            "duration_ms": duration_ms,
+        },
+    )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ruvon import WorkflowStatus
+from ruvon import ConcurrencyConflictError, WorkflowStatus
 from ruvon.builder import WorkflowBuilder
 from ruvon.implementations.observability.logging import LoggingObserver, StructuredLogFormatter
 from ruvon.providers.persistence import PersistenceProvider
@@ -131,6 +131,24 @@ async def test_jumps_pauses_and_failures_are_observed(
         ("status", "ACTIVE", "FAILED"),
         ("failed", "RuntimeError: card declined"),
     ]
+
+
+async def test_observers_see_only_committed_transitions(
+    config: ConfigDir, persistence: PersistenceProvider, fresh: WorkflowBuilder
+) -> None:
+    """A step whose commit loses the version race is not reported: the committer publishes a
+    transition only after the store took it."""
+    recorder = Recorder()
+    builder = config.builder(persistence, workflow_observer=recorder)
+    workflow = await builder.create_workflow("Approval", {"order_id": "O6"})
+    rival = await fresh.load_workflow(workflow.id)
+    await rival.next_step()  # another process moves the run on first
+    recorder.events.clear()
+
+    with pytest.raises(ConcurrencyConflictError):
+        await workflow.next_step()
+
+    assert recorder.events == []
 
 
 async def test_an_observer_that_raises_changes_nothing(
