@@ -16,6 +16,7 @@ from ruvon.definition.compiled import CompiledStep
 from ruvon.models import WorkflowStatus, check_transition
 from ruvon.providers.execution import AsyncTask, TaskDispatched, step_result
 from ruvon.providers.persistence import AuditEvent
+from ruvon.serialization import Encoded
 from ruvon.steps import StepOutcome, StepRun
 
 __all__ = ["AsyncSteps"]
@@ -31,7 +32,7 @@ class AsyncSteps(DagStages):
         step: CompiledStep,
         outcome: StepOutcome,
         state: Any,
-        state_dict: dict[str, Any],
+        state_json: Encoded,
         run: StepRun,
         resuming: WorkflowStatus | None,
     ) -> tuple[dict[str, Any] | None, bool]:
@@ -60,7 +61,7 @@ class AsyncSteps(DagStages):
             step.index,
             {**metadata, "waiting_for": step.name},
             audit,
-            state_dict=state_dict,
+            state_json=state_json,
             progress=self.progress.step_dispatched(step.name, token),
         )
         kwargs = spec.keyword_arguments(run.user_input, state)
@@ -70,7 +71,7 @@ class AsyncSteps(DagStages):
             step_name=step.name,
             step_index=step.index,
             function_path=str(getattr(step.definition, "function", "")),
-            state=state_dict,
+            state=state_json.decode(),
             expected_version=self.version,
             user_input=kwargs,
             data_region=self.data_region,
@@ -164,7 +165,7 @@ class AsyncSteps(DagStages):
         if error is None:
             try:
                 result = step_result(step.name, returned)
-                state, state_dict = self._settle(step, result)
+                state, state_json = self._settle(step, result)
                 outcome = StepOutcome(result=result)
                 target = self._route(step, outcome, state)
             except Exception as exc:
@@ -174,7 +175,7 @@ class AsyncSteps(DagStages):
             return error
         duration_ms = (time.perf_counter() - started) * 1000.0
         await self._complete_step(
-            step, outcome, state, state_dict, target, None, duration_ms, {}, None
+            step, outcome, state, state_json, target, None, duration_ms, {}, None
         )
         return None
 

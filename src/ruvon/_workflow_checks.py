@@ -20,6 +20,7 @@ from ruvon.errors import (
     NoRouteMatchedError,
     StateValidationError,
 )
+from ruvon.serialization import Encoded
 from ruvon.state import (
     check_storable,
     describe_errors,
@@ -41,7 +42,7 @@ _warned_unmerged: set[tuple[str, str, str]] = set()
 class StepChecks(FailurePath):
     """Input, result and state checks, and the choice of the next step."""
 
-    def _settle(self, step: CompiledStep, result: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _settle(self, step: CompiledStep, result: dict[str, Any]) -> tuple[Any, Encoded]:
         """The state after ``step`` returned ``result``, validated, with its JSON form.
 
         Fails the step (before anything is committed) if the result cannot be stored, if the
@@ -67,6 +68,8 @@ class StepChecks(FailurePath):
         return settle_state(state, model, step.name)
 
     def _warn_unmerged(self, step: CompiledStep, result: Mapping[str, Any]) -> None:
+        if result.keys() <= self.state_model.__pydantic_fields__.keys():
+            return  # every key is a field (the common case, checked in C)
         for key in unmerged_keys(result, self.state_model):
             seen = (self.workflow_type, step.name, key)
             if seen in _warned_unmerged:

@@ -45,10 +45,8 @@ from ruvon.providers.persistence import (
 )
 from ruvon.providers.services import NO_SERVICES, StepServices
 from ruvon.providers.template_engine import TemplateEngine
-from ruvon.state import (
-    describe_errors,
-    dump_state,
-)
+from ruvon.serialization import Encoded
+from ruvon.state import describe_errors, encode_state
 
 __all__ = ["WorkflowCore"]
 
@@ -116,7 +114,8 @@ class WorkflowCore:
         self.created_at: datetime | None = record.created_at
         self.updated_at: datetime | None = record.updated_at
         self.completed_at: datetime | None = record.completed_at
-        self._committed_state: dict[str, Any] = record.state
+        self._committed_state: Mapping[str, Any] | Encoded = record.state
+        """The state as last committed (as loaded, or as encoded for the last commit)."""
         # ``state``, when given, is the already validated state of ``record`` (saves a parse).
         if state is not None:
             self.state: Any = state
@@ -258,7 +257,7 @@ class WorkflowCore:
         stack: list[dict[str, Any]] | None = None,
         completed: bool = False,
         error_message: str | None = None,
-        state_dict: dict[str, Any] | None = None,
+        state_json: Encoded | None = None,
         progress: Progress | None = None,
         notices: Sequence[Notice] = (),
         since: WorkflowStatus | None = None,
@@ -267,7 +266,7 @@ class WorkflowCore:
         """Write the new position in one provider call; update this object only if it
         succeeded, then publish the transition to observers (:meth:`_publish`).
 
-        ``state_dict`` is the JSON form of ``state`` when the caller has already made it;
+        ``state_json`` is the encoded JSON of ``state`` when the caller has already made it;
         ``progress`` the new progress record (its cursor is set here, from ``index``);
         ``notices`` the transition's own observer events (build them only when
         ``self._hub.enabled``); ``since`` the status observers last saw, when it is not the
@@ -277,8 +276,8 @@ class WorkflowCore:
         steps = self._compiled.steps
         cursor = steps[index].name if index < len(steps) else None
         progress = (self.progress if progress is None else progress).at(cursor)
-        if state_dict is None:
-            state_dict = dump_state(state)
+        if state_json is None:
+            state_json = encode_state(state)
         if self._actor is not None:
             actor = self._actor
             audit = [e if e.user_id else dataclasses.replace(e, user_id=actor) for e in audit]
@@ -287,7 +286,7 @@ class WorkflowCore:
         update = WorkflowUpdate(
             workflow_id=self.id,
             status=status.value,
-            state=state_dict,
+            state=state_json,
             current_step=cursor,
             current_step_index=index,
             metadata=metadata,
@@ -303,7 +302,7 @@ class WorkflowCore:
         )
         self.status = status
         self.state = state
-        self._committed_state = state_dict
+        self._committed_state = state_json
         self.current_step_index = index
         self.metadata = metadata
         self.completed_steps_stack = stack
@@ -323,7 +322,9 @@ class WorkflowCore:
                 raise StateValidationError(describe_errors(exc), model=model.__name__) from None
         return dict(self.state)
 
-    def _rebuild_state(self, data: dict[str, Any]) -> Any:
+    def _rebuild_state(self, stored: Mapping[str, Any] | Encoded) -> Any:
+        """The state object of a stored state (the row's, or what the last commit wrote)."""
+        data: dict[str, Any] = stored.decode() if isinstance(stored, Encoded) else dict(stored)
         model = self._compiled.state_model
         if model is dict:
             return dict(data)

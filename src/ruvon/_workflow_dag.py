@@ -81,7 +81,7 @@ class DagStages(StepCycle):
         for outcome in outcomes:
             merged.update(outcome.result or {})
         try:
-            state, state_dict = self._settle(first_step, merged)
+            state, state_json = self._settle(first_step, merged)
         except Exception as exc:
             await self._fail(first_step, exc, None, user_input)
             raise
@@ -139,7 +139,7 @@ class DagStages(StepCycle):
                 audit,
                 metrics=metrics,
                 completed=status is WorkflowStatus.COMPLETED,
-                state_dict=state_dict,
+                state_json=state_json,
                 progress=progress,
                 notices=[notice],
             )

@@ -26,7 +26,7 @@ from ruvon.providers.persistence import (
     AuditEvent,
     MetricPoint,
 )
-from ruvon.serialization import jsonable
+from ruvon.serialization import Encoded, jsonable
 from ruvon.steps import STEP_RUNNERS, StepOutcome, StepRun
 
 __all__ = ["StepCycle"]
@@ -97,20 +97,20 @@ class StepCycle(StepChecks):
             if runner is None:
                 raise StepNotImplementedError(step.name, step.kind.value)
             outcome = await runner.run(step, run)
-            state, state_dict = self._settle(step, outcome.result)
+            state, state_json = self._settle(step, outcome.result)
             target = self._route(step, outcome, state)
         except Exception as exc:
             await self._fail(step, exc, resuming, user_input)
             raise
         if outcome.dispatch is not None:
-            return await self._dispatch_step(step, outcome, state, state_dict, run, resuming)
+            return await self._dispatch_step(step, outcome, state, state_json, run, resuming)
         duration_ms = (time.perf_counter() - started) * 1000.0
         recorded_input = _audit_input(validated, user_input) if first and user_input else None
         await self._complete_step(
             step,
             outcome,
             state,
-            state_dict,
+            state_json,
             target,
             resuming,
             duration_ms,
@@ -127,7 +127,7 @@ class StepCycle(StepChecks):
         step: CompiledStep,
         outcome: StepOutcome,
         state: Any,
-        state_dict: dict[str, Any],
+        state_json: Encoded,
         target: int | None,
         resuming: WorkflowStatus | None,
         duration_ms: float,
@@ -149,7 +149,7 @@ class StepCycle(StepChecks):
 
         if outcome.cursor is not None:
             # Part of the step's work is done: commit it and stay on the step.
-            await self._commit_part(step, outcome, state, state_dict, duration_ms, metadata, audit)
+            await self._commit_part(step, outcome, state, state_json, duration_ms, metadata, audit)
             return
         if outcome.wait is not None:
             status = outcome.wait
@@ -232,7 +232,7 @@ class StepCycle(StepChecks):
                 metrics=metrics,
                 stack=stack,
                 completed=status is WorkflowStatus.COMPLETED,
-                state_dict=state_dict,
+                state_json=state_json,
                 progress=progress,
                 notices=notices,
                 # A resumed wait was reported as ACTIVE; a paused step has moved the pointer on.
@@ -261,7 +261,7 @@ class StepCycle(StepChecks):
         step: CompiledStep,
         outcome: StepOutcome,
         state: Any,
-        state_dict: dict[str, Any],
+        state_json: Encoded,
         run: StepRun,
         resuming: WorkflowStatus | None,
     ) -> tuple[dict[str, Any] | None, bool]:
@@ -273,7 +273,7 @@ class StepCycle(StepChecks):
         step: CompiledStep,
         outcome: StepOutcome,
         state: Any,
-        state_dict: dict[str, Any],
+        state_json: Encoded,
         duration_ms: float,
         metadata: dict[str, Any],
         audit: list[AuditEvent],
@@ -309,7 +309,7 @@ class StepCycle(StepChecks):
                 metadata,
                 audit,
                 metrics=metrics,
-                state_dict=state_dict,
+                state_json=state_json,
                 progress=self.progress.step_progressed(step.name, outcome.cursor),
                 notices=[notice],
             )

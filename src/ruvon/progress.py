@@ -78,13 +78,15 @@ class Progress:
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored (plain JSON types, given JSON-ready results)."""
-        data: dict[str, Any] = {"v": FORMAT, "cursor": self.cursor, "steps": dict(self.steps)}
+        # The mappings are not copied: the record is immutable and the store encodes this
+        # document at once (transitions always build new mappings).
+        data: dict[str, Any] = {"v": FORMAT, "cursor": self.cursor, "steps": self.steps}
         if self.last_result is not None:
             data["last_result"] = self.last_result
         if self.dispatch:
-            data["dispatch"] = dict(self.dispatch)
+            data["dispatch"] = self.dispatch
         if self.loops:
-            data["loops"] = dict(self.loops)
+            data["loops"] = self.loops
         return data
 
     def _with(

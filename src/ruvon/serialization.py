@@ -16,13 +16,51 @@ from typing import Any
 import orjson
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-__all__ = ["deserialize", "dumps", "jsonable", "loads", "serialize", "unserializable_path"]
+__all__ = [
+    "Encoded",
+    "deserialize",
+    "dumps",
+    "jsonable",
+    "loads",
+    "serialize",
+    "unserializable_path",
+]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
+class Encoded:
+    """A value already encoded as JSON (by this codec or by Pydantic's serializer, which writes
+    the same JSON): wherever it is serialized again — alone or inside another value — its text
+    is written as it is, without parsing and re-encoding it.
+
+    The engine hands the state to ``commit_workflow`` in this form: it is dumped once, straight
+    to JSON, by the model's serializer.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def decode(self) -> Any:
+        """The value (a new, independent object)."""
+        return orjson.loads(self.data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Encoded) and other.data == self.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Encoded({self.data!r})"
+
+
 def _default(value: Any) -> Any:
-    """What orjson does not know natively: Pydantic's JSON-mode conversion."""
+    """What orjson does not know natively: already encoded JSON, written as it is; Pydantic's
+    JSON-mode conversion for the rest."""
+    if type(value) is Encoded:
+        return orjson.Fragment(value.data)
     try:
         return to_jsonable_python(value)
     except PydanticSerializationError:
@@ -34,9 +72,11 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=_OPTIONS)
 
 
-def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Parse JSON bytes or text."""
-    return orjson.loads(data)
+def loads(data: bytes | bytearray | memoryview | str | Encoded) -> Any:
+    """Parse JSON bytes or text (or take an :class:`Encoded` value's)."""
+    if type(data) is Encoded:
+        return orjson.loads(data.data)
+    return orjson.loads(data)  # type: ignore[arg-type]
 
 
 def jsonable(value: Any) -> Any:
@@ -47,6 +87,8 @@ def jsonable(value: Any) -> Any:
 def serialize(value: Any) -> str:
     """Serialize to a JSON string. Keep this form, not :func:`dumps`'s bytes, for values that
     live long: orjson's bytes keep a buffer of at least 4 KB whatever their length."""
+    if type(value) is Encoded:
+        return value.data.decode()
     return dumps(value).decode()
 
 

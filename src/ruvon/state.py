@@ -11,13 +11,14 @@ from pydantic_core import PydanticSerializationError
 
 from ruvon.errors import StateValidationError, StepResultError
 from ruvon.models import MergeStrategy
-from ruvon.serialization import dumps, jsonable, unserializable_path
+from ruvon.serialization import Encoded, dumps, jsonable, unserializable_path
 
 __all__ = [
     "StateModel",
     "check_storable",
     "describe_errors",
     "dump_state",
+    "encode_state",
     "merge_dicts",
     "merge_state",
     "new_state",
@@ -74,12 +75,19 @@ def check_storable(step_name: str, result: Mapping[str, Any]) -> None:
         ) from None
 
 
-def settle_state(
-    state: Any, model: StateModel, step_name: str | None
-) -> tuple[Any, dict[str, Any]]:
-    """Check the state a step leaves before it is committed; return it with its JSON form.
+def encode_state(state: Any) -> Encoded:
+    """The state as the JSON that is stored, encoded once."""
+    if isinstance(state, BaseModel):
+        return Encoded(state.__pydantic_serializer__.to_json(state))
+    return Encoded(dumps(dict(state)))
 
-    The fast path is the dump the commit needs anyway, with Pydantic's type checks as errors.
+
+def settle_state(state: Any, model: StateModel, step_name: str | None) -> tuple[Any, Encoded]:
+    """Check the state a step leaves before it is committed; return it with its JSON form,
+    encoded (what the commit stores).
+
+    The fast path is the encoding the commit needs anyway, straight from Pydantic's serializer
+    to JSON (no intermediate dict), with Pydantic's type checks as errors.
     A value of another type than its field's (assigned in place) takes the slow path: the
     whole state is validated again, so a coercible value is coerced and a wrong one fails the
     step with :class:`StateValidationError` naming the field. A value the codec cannot store
@@ -87,7 +95,7 @@ def settle_state(
     """
     if not isinstance(state, BaseModel):
         try:
-            return state, jsonable(dict(state))
+            return state, Encoded(dumps(dict(state)))
         except TypeError:
             path, reason = unserializable_path(dict(state)) or ("", "cannot be serialized")
             raise StepResultError(
@@ -96,14 +104,14 @@ def settle_state(
                 key=path,
             ) from None
     try:
-        return state, state.model_dump(mode="json", warnings="error")
+        return state, Encoded(state.__pydantic_serializer__.to_json(state, warnings="error"))
     except PydanticSerializationError:
         pass
     state_model = type(state)
     raw = state.model_dump(warnings=False)
     try:
         state = state_model.model_validate(raw)
-        return state, state.model_dump(mode="json", warnings="error")
+        return state, Encoded(state.__pydantic_serializer__.to_json(state, warnings="error"))
     except ValidationError as exc:
         raise StateValidationError(
             describe_errors(exc), model=state_model.__name__, step_name=step_name

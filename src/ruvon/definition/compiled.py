@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -89,16 +89,14 @@ class CompiledStep:
     """The steps declared inside this one (a LOOP's ``loop_body``), compiled like top-level
     steps (``index`` is the position among them), in the order the kind's ``nested_steps``
     hook lists them."""
+    name: str = field(init=False)
+    """The step's name (read on every step: a field, not a property)."""
+    kind: StepKind = field(init=False)
+    """The step's kind."""
 
-    @property
-    def name(self) -> str:
-        """The step's name."""
-        return self.definition.name
-
-    @property
-    def kind(self) -> StepKind:
-        """The step's kind."""
-        return self.definition.kind
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.definition.name)
+        object.__setattr__(self, "kind", self.definition.kind)
 
 
 @dataclass(frozen=True, slots=True)

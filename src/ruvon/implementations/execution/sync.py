@@ -46,7 +46,13 @@ class SyncExecutionProvider:
     async def execute_sync_step_function(
         self, func: StepFunction, state: Any, context: StepContext, **user_input: Any
     ) -> dict[str, Any]:
-        outcome = await self._call(func, state, context, user_input)
+        if self.run_sync_in_thread:
+            outcome = await self._call(func, state, context, user_input)
+        else:
+            # Inline, the common case: no helper call on every step.
+            outcome = func(state, context, **user_input)
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
         return step_result(context.step_name, outcome)
 
     async def dispatch_async_task(

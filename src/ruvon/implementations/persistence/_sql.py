@@ -31,7 +31,7 @@ from ruvon.implementations.persistence._columns import (
     UPDATE_WORKFLOW,
 )
 from ruvon.providers.persistence import TaskRecord, WorkflowRecord
-from ruvon.serialization import dumps, loads
+from ruvon.serialization import loads, serialize
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -93,7 +93,7 @@ def _seconds_ago_iso(seconds: float) -> str | None:
 
 def json_text(value: Any) -> str | None:
     """``value`` as JSON text, or ``None`` for SQL NULL."""
-    return None if value is None else dumps(value).decode()
+    return None if value is None else serialize(value)
 
 
 _PARAMETER = re.compile(r"\$(\d+)(?:::[a-z0-9_]+(?:\[\])?)?")
