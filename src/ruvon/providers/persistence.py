@@ -1,7 +1,8 @@
 """The persistence contract: what every store (memory, SQLite, PostgreSQL, yours) provides.
 
 The contract is a set of small Protocols (structural typing: a provider need not import Ruvon to
-satisfy them). :class:`PersistenceProvider` is their union, which is what the engine needs.
+satisfy them). :class:`PersistenceProvider` is their union, which is what the engine needs; the
+cron schedules' part, :class:`ScheduleStore`, is in :mod:`ruvon.providers.schedules`.
 The records below are the vocabulary of the contract; they are plain frozen data.
 
 Every JSON value (state, metadata, saga stack, progress, definition snapshot, audit data, log
@@ -37,6 +38,7 @@ from ruvon.providers.records import (
     Heartbeat,
     LogEntry,
     MetricPoint,
+    ScheduleRecord,
     TaskRecord,
     WorkflowCommit,
     WorkflowRecord,
@@ -45,6 +47,7 @@ from ruvon.providers.records import (
     check_page,
     check_task_status,
 )
+from ruvon.providers.schedules import ScheduleStore
 
 __all__ = [
     "TASK_STATUSES",
@@ -58,6 +61,8 @@ __all__ = [
     "MetricPoint",
     "PersistenceError",
     "PersistenceProvider",
+    "ScheduleRecord",
+    "ScheduleStore",
     "TaskNotFoundError",
     "TaskQueue",
     "TaskRecord",
@@ -292,5 +297,7 @@ class TaskQueue(Protocol):
 
 
 @runtime_checkable
-class PersistenceProvider(WorkflowStore, AuditLog, HeartbeatStore, TaskQueue, Protocol):
+class PersistenceProvider(
+    WorkflowStore, AuditLog, HeartbeatStore, TaskQueue, ScheduleStore, Protocol
+):
     """Everything the engine needs from a store."""

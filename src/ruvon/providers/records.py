@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ruvon.serialization import Encoded
+
 __all__ = [
     "TASK_STATUSES",
     "AuditEvent",
     "Heartbeat",
     "LogEntry",
     "MetricPoint",
+    "ScheduleRecord",
     "TaskRecord",
     "WorkflowCommit",
     "WorkflowRecord",
@@ -32,11 +35,14 @@ class WorkflowUpdate:
     Every commit writes every field: a field left at its default is stored as that default.
     ``progress`` is the engine's own JSON document of how the run is going (e.g. per-step
     statuses, the last step's result); stores keep it as an opaque value, like ``metadata``.
+    ``state`` may come already encoded (:class:`ruvon.serialization.Encoded`): stores that
+    serialize through :mod:`ruvon.serialization` write it as it is; others call
+    ``.decode()``.
     """
 
     workflow_id: str
     status: str
-    state: dict[str, Any]
+    state: dict[str, Any] | Encoded
     current_step: str | None
     current_step_index: int
     metadata: dict[str, Any]
@@ -195,6 +201,32 @@ class TaskRecord:
     idempotency_key: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """One cron schedule (a row of ``scheduled_workflows``), named uniquely by
+    ``schedule_name``.
+
+    ``next_run_at`` is the next fire time (UTC; ``None``: it never fires), ``last_run_at`` when
+    a workflow was last started for it and ``run_count`` how many were started. Cron
+    expressions are evaluated in UTC.
+    """
+
+    schedule_name: str
+    workflow_type: str
+    cron_expression: str
+    initial_data: dict[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    run_count: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a plain dict (the shape the REST API and CLI show)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 def check_page(limit: int, offset: int) -> None:

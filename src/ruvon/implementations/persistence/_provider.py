@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 from ruvon.errors import TaskNotFoundError, WorkflowNotFoundError
 from ruvon.implementations.persistence import _queries, _rows, _sql
+from ruvon.implementations.persistence._sql_schedules import SQLScheduleStore
 from ruvon.providers.persistence import (
     AuditEvent,
     Heartbeat,
@@ -31,8 +32,9 @@ __all__ = ["SQLProvider"]
 P = TypeVar("P", bound="SQLProvider")
 
 
-class SQLProvider(ABC):
-    """Base of the SQL persistence providers (not part of the public API)."""
+class SQLProvider(SQLScheduleStore, ABC):
+    """Base of the SQL persistence providers (not part of the public API); the cron schedules'
+    methods are in ``_sql_schedules``."""
 
     dialect: ClassVar[_sql.Dialect]
     statements: ClassVar[_sql.Statements]

@@ -16,6 +16,7 @@ freely.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from typing import Any
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
 from ruvon.implementations.persistence._columns import UPDATED_COLUMNS, WORKFLOW_COLUMNS
 from ruvon.implementations.persistence._memory_entries import MemoryEntries, json_or_none, now
+from ruvon.implementations.persistence._memory_schedules import MemoryScheduleStore
 from ruvon.implementations.persistence._memory_tasks import MemoryTaskQueue
 from ruvon.models import statuses_matching
 from ruvon.providers.persistence import (
@@ -64,11 +66,21 @@ _FIELDS = tuple(column.name for column in WORKFLOW_COLUMNS)
 """The record's fields in declaration order (checked against ``WorkflowRecord`` at import)."""
 
 
+_ALL_VALUES = operator.attrgetter(*_FIELDS)
+_POSITION = {name: position for position, name in enumerate(_FIELDS)}
+_UPDATED_PLAIN_VALUES = operator.attrgetter(*_UPDATED_PLAIN)
+# (attrgetter of one name returns the value, not a 1-tuple: both lists have several names.)
+if len(_FIELDS) < 2 or len(_UPDATED_PLAIN) < 2:  # pragma: no cover - a declaration error
+    raise RuntimeError("memory store: the workflow row's columns changed shape")
+
+
 def _with(record: WorkflowRecord, changes: dict[str, Any]) -> WorkflowRecord:
-    """``dataclasses.replace(record, **changes)``, several times faster: it runs per commit."""
-    return WorkflowRecord(
-        *[changes[name] if name in changes else getattr(record, name) for name in _FIELDS]
-    )
+    """``dataclasses.replace(record, **changes)``, several times faster: it runs per commit
+    (the fields are read in one C call, then the changed ones are put in place)."""
+    values = list(_ALL_VALUES(record))
+    for name, value in changes.items():
+        values[_POSITION[name]] = value
+    return WorkflowRecord(*values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +98,12 @@ class _StoredWorkflow:
         return _with(self.record, {name: loads(text) for name, text in self.json.items()})
 
 
-class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
-    """Keeps workflows, audit entries, logs, metrics, heartbeats and tasks in process memory.
+class MemoryPersistenceProvider(MemoryScheduleStore, MemoryEntries, MemoryTaskQueue):
+    """Keeps workflows, audit entries, logs, metrics, heartbeats, tasks and schedules in process
+    memory.
 
     The workflow rows are here; entries and heartbeats are in ``_memory_entries``, the task
-    queue in ``_memory_tasks``.
+    queue in ``_memory_tasks``, the cron schedules in ``_memory_schedules``.
     """
 
     def __init__(self) -> None:
@@ -157,7 +170,9 @@ class MemoryPersistenceProvider(MemoryEntries, MemoryTaskQueue):
         if current.record.version != expected_version:
             raise ConcurrencyConflictError(update.workflow_id, expected_version)
         at = now()
-        changes: dict[str, Any] = {name: getattr(update, name) for name in _UPDATED_PLAIN}
+        changes: dict[str, Any] = dict(
+            zip(_UPDATED_PLAIN, _UPDATED_PLAIN_VALUES(update), strict=True)
+        )
         for name in _UPDATED_TIMES:
             changes[name] = _utc(getattr(update, name))
         changes["version"] = expected_version + 1
