@@ -28,6 +28,8 @@ from ruvon.errors import (
 )
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
+from ruvon.implementations.http import default_http_client
+from ruvon.implementations.secrets.env import EnvironmentSecrets
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
 from ruvon.models import WorkflowStatus
 from ruvon.observing import ObserverHub
@@ -36,7 +38,7 @@ from ruvon.providers.expression_evaluator import ExpressionEvaluator
 from ruvon.providers.http import HttpClient
 from ruvon.providers.persistence import AuditEvent, PersistenceProvider, WorkflowRecord
 from ruvon.providers.secrets import SecretsProvider
-from ruvon.providers.services import StepServices
+from ruvon.providers.services import NO_SERVICES, StepServices
 from ruvon.providers.template_engine import TemplateEngine
 from ruvon.serialization import jsonable
 from ruvon.settings import persistence_from_url
@@ -46,6 +48,9 @@ from ruvon.workflow import Workflow
 __all__ = ["WorkflowBuilder"]
 
 logger = logging.getLogger("ruvon.builder")
+
+_ENVIRONMENT_SECRETS = EnvironmentSecrets()
+"""Where templates' ``secrets`` come from by default: environment variables."""
 
 
 def _payload_digest(workflow_type: str, initial_data: Mapping[str, Any] | None) -> str:
@@ -107,7 +112,7 @@ class WorkflowBuilder(RunQueries):
         self.secrets_provider = secrets_provider
         """Where templates' ``secrets`` come from (``None``: environment variables)."""
         self._initialized: set[int] = set()
-        self._services_cache = StepServices()
+        self._services_cache = NO_SERVICES
         self._definitions = DefinitionSource(workflow_registry, config_dir, evaluator)
         """The registry, the config directory and the compiled definitions."""
 
@@ -273,7 +278,9 @@ class WorkflowBuilder(RunQueries):
     def _services(self) -> StepServices:
         """What step kinds get beyond the workflow's providers (one bundle per builder state)."""
         services = StepServices(
-            http_client=self.http_client, secrets=self.secrets_provider, starter=self
+            http_client=self.http_client or default_http_client(),
+            secrets=self.secrets_provider or _ENVIRONMENT_SECRETS,
+            starter=self,
         )
         if services != self._services_cache:
             self._services_cache = services

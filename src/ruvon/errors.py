@@ -18,6 +18,8 @@ documentation catch as ``ValueError`` also derive from ``ValueError``::
     ├── NoRouteMatchedError (ValueError)     a DECISION step found no route
     ├── JumpTargetError (ValueError)         a jump names a step that does not exist
     ├── StepNotImplementedError (NotImplementedError)  the step kind has no runtime yet
+    ├── StepTimeoutError (TimeoutError)      an attempt of a step ran past its timeout_seconds
+    ├── HttpStepError                        an HTTP step got an error status or no response
     ├── ParallelExecutionError (ValueError)  tasks of a PARALLEL step failed (no partial success)
     ├── MergeConflictError (ValueError)      PARALLEL tasks returned different values for one key
     └── PersistenceError (RuntimeError)      the store failed; driver errors are translated to these
@@ -204,6 +206,44 @@ class StepNotImplementedError(RuvonError, NotImplementedError):
         super().__init__(
             f"Step '{step_name}' has type {kind}, which this version of Ruvon cannot run yet."
         )
+
+
+class StepTimeoutError(RuvonError, TimeoutError):
+    """An attempt of a step did not finish within the step's ``timeout_seconds``. The
+    ``retry_policy`` applies to it like to any other failure."""
+
+    def __init__(self, step_name: str, timeout_seconds: float) -> None:
+        self.step_name = step_name
+        self.timeout_seconds = timeout_seconds
+        super().__init__(f"Step '{step_name}' timed out after {timeout_seconds} s")
+
+
+class HttpStepError(RuvonError):
+    """An HTTP step failed: the server answered 4xx (or 5xx once the retries ran out), or no
+    response came at all (``status_code`` is then ``None``). ``body`` is the response's body
+    (parsed JSON, else text), as the server sent it. The message names the step, the method,
+    the URL without its query string (the step masks the secrets it used) and the status."""
+
+    def __init__(
+        self,
+        step_name: str,
+        method: str,
+        url: str,
+        *,
+        status_code: int | None = None,
+        body: object = None,
+        detail: str = "",
+    ) -> None:
+        self.step_name = step_name
+        self.method = method
+        self.url = url
+        self.status_code = status_code
+        self.body = body
+        if status_code is None:
+            outcome = f"got no response ({detail})" if detail else "got no response"
+        else:
+            outcome = f"answered {status_code}" + (f": {detail}" if detail else "")
+        super().__init__(f"HTTP step '{step_name}': {method} {url} {outcome}")
 
 
 class PersistenceError(RuvonError, RuntimeError):

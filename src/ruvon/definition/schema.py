@@ -22,8 +22,10 @@ from pydantic import (
 )
 
 from ruvon.models import MergeConflictBehavior, MergeStrategy, StepKind
+from ruvon.providers.schedules import check_cron_expression
 
 __all__ = [
+    "HTTP_METHODS",
     "AsyncStep",
     "CronScheduleStep",
     "DecisionStep",
@@ -219,21 +221,33 @@ class ParallelStep(_StepBase):
         return self
 
 
-class HttpConfig(_Strict):
-    """The request an HTTP step sends (values may be templates)."""
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+"""The methods an HTTP step may send (case-insensitive in YAML)."""
 
-    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH"] = "GET"
+
+class HttpConfig(_Strict):
+    """The request an HTTP step sends (values may be templates, see ``steps.http``)."""
+
+    method: str = "GET"
+    """One of :data:`HTTP_METHODS`, or a template that renders to one. Default GET."""
     url: str
     headers: dict[str, Any] = Field(default_factory=dict)
     query_params: dict[str, Any] = Field(default_factory=dict)
     body: Any = None
+    """A mapping or list is sent as JSON, a string as it is; ``None``: no body."""
     timeout: float = Field(30.0, gt=0)
+    """Seconds each attempt may take, connecting included. Default 30."""
     retry_policy: RetryPolicy | None = None
+    """Retries of transport errors, timeouts and 5xx answers (never of 4xx)."""
 
     @field_validator("method", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+        if not isinstance(value, str) or "{{" in value or "{%" in value:
+            return value
+        if value.upper() not in HTTP_METHODS:
+            raise ValueError(f"method must be one of {', '.join(HTTP_METHODS)} or a template")
+        return value.upper()
 
 
 class HttpStep(_StepBase):
@@ -243,8 +257,22 @@ class HttpStep(_StepBase):
     http_config: HttpConfig
     output_key: str = "http_response"
     includes: list[Literal["body", "status_code", "headers"]] | None = None
+    """The parts of the response stored under ``output_key``; default: all three."""
     fail_on_status: bool = True
     merge_strategy: MergeStrategy = MergeStrategy.SHALLOW
+
+    @model_validator(mode="after")
+    def _http_keys(self) -> HttpStep:
+        if self.retry_policy is not None and self.http_config.retry_policy is not None:
+            raise ValueError(
+                "give 'retry_policy' either in 'http_config' or on the step, not in both"
+            )
+        if self.merge_strategy not in (MergeStrategy.SHALLOW, MergeStrategy.DEEP):
+            raise ValueError(
+                f"merge_strategy {self.merge_strategy.value} is not available for HTTP "
+                "steps; use SHALLOW or DEEP"
+            )
+        return self
 
 
 class LoopStep(_StepBase):
@@ -286,6 +314,14 @@ class CronScheduleStep(_StepBase):
     target_workflow_type: str
     schedule_name: str | None = None
     initial_data_template: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("cron_expression")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        # A template is rendered (and checked) when the step runs.
+        if "{{" in value or "{%" in value:
+            return value
+        return check_cron_expression(value)
 
 
 class HumanInLoopStep(_StepBase):

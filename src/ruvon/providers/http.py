@@ -1,6 +1,14 @@
 """The HTTP client contract used by HTTP steps. The default implementation is
 :class:`ruvon.implementations.http.httpx_client.HttpxClient`; tests and users may pass any
-object with this shape (``WorkflowBuilder(http_client=...)``) to swap the transport."""
+object with this shape (``WorkflowBuilder(http_client=...)``) to swap the transport.
+
+A client sends one fully rendered :class:`HttpRequest` and returns the :class:`HttpResponse`,
+whatever its status: a 404 or a 503 is a response, not an exception. When no response comes
+back it raises :class:`HttpTransportError` (or :class:`HttpTimeoutError`); the HTTP step
+retries those (with its ``retry_policy``), as it does plain ``OSError``/``TimeoutError``
+exceptions of clients that do not translate theirs. Anything else a client raises fails the
+step at once.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["HttpClient", "HttpRequest", "HttpResponse"]
+from ruvon.errors import RuvonError
+
+__all__ = ["HttpClient", "HttpRequest", "HttpResponse", "HttpTimeoutError", "HttpTransportError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +34,24 @@ class HttpRequest:
     content: str | bytes | None = None
     """A raw body, when the body is not JSON."""
     timeout: float | None = None
+    """Seconds the attempt may take (``None``: the client's own default)."""
 
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """What came back: the status, the headers and the body as text."""
+    """What came back: the status, the headers (names in lower case) and the body as text."""
 
     status_code: int
     headers: Mapping[str, str]
     text: str
+
+
+class HttpTransportError(RuvonError):
+    """No response: the connection could not be made or broke off. Worth retrying."""
+
+
+class HttpTimeoutError(HttpTransportError, TimeoutError):
+    """No response within the request's timeout. Worth retrying."""
 
 
 @runtime_checkable
@@ -40,4 +59,6 @@ class HttpClient(Protocol):
     """Sends requests. Transport failures (connection refused, timeout) raise exceptions; any
     HTTP status is a response."""
 
-    async def send(self, request: HttpRequest) -> HttpResponse: ...
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Send ``request`` and return the response, whatever its status."""
+        ...

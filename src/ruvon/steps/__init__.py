@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from ruvon.models import StepKind
 from ruvon.steps.async_step import AsyncRunner
 from ruvon.steps.base import StepOutcome, StepRun, StepRunner
+from ruvon.steps.cron_schedule import CronScheduleRunner
 from ruvon.steps.decision import DecisionRunner
 from ruvon.steps.function import StandardRunner
+from ruvon.steps.http import HttpRunner
 from ruvon.steps.human import HumanInLoopRunner
 from ruvon.steps.loop import LoopRunner
 from ruvon.steps.parallel import ParallelRunner
@@ -22,6 +24,8 @@ STEP_RUNNERS: Mapping[StepKind, StepRunner] = {
     StepKind.HUMAN_IN_LOOP: HumanInLoopRunner(),
     StepKind.LOOP: LoopRunner(),
     StepKind.PARALLEL: ParallelRunner(),
+    StepKind.HTTP: HttpRunner(),
+    StepKind.CRON_SCHEDULE: CronScheduleRunner(),
 }
 """The runner of each step kind that this version can run. A kind missing here is part of the
 language (its files validate) but fails with StepNotImplementedError when a workflow reaches it."""

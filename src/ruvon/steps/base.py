@@ -4,6 +4,8 @@ step function and the retry loop."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,8 +14,8 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from ruvon.definition.compiled import CallSpec, CompiledStep
-from ruvon.definition.schema import Route
-from ruvon.errors import StepResultError
+from ruvon.definition.schema import RetryPolicy, Route
+from ruvon.errors import StepResultError, StepTimeoutError
 from ruvon.models import (
     StartSubWorkflowDirective,
     StepContext,
@@ -183,24 +185,86 @@ class RunnerBase:
 
 async def call_function(spec: CallSpec, step: CompiledStep, run: StepRun) -> dict[str, Any]:
     """Call a step function through the execution provider, with the step's retry policy and
-    timeout. Directives propagate at once; other exceptions after the last attempt."""
+    timeout. Directives propagate at once; other exceptions after the last attempt.
+
+    ``timeout_seconds`` bounds each attempt; running past it is a :class:`StepTimeoutError`
+    (retried like any failure). A plain (non-async) function with a timeout runs on a worker
+    thread (``asyncio.to_thread``), whatever the provider, so that the step can stop waiting
+    for it. A thread cannot be killed: the function keeps running in the background, and what
+    it returns or raises then is discarded.
+    """
+    timeout = step.definition.timeout_seconds
+    func = spec.func if timeout is None else _preemptible(spec.func)
 
     async def attempt(number: int) -> dict[str, Any]:
         kwargs = spec.keyword_arguments(run.user_input, run.state)
         call = run.execution.execute_sync_step_function(
-            spec.func, run.state, run.context(step, number), **kwargs
+            func, run.state, run.context(step, number), **kwargs
         )
-        timeout = step.definition.timeout_seconds
-        returned = await (call if timeout is None else asyncio.wait_for(call, timeout))
+        returned = await (call if timeout is None else _within(call, step.name, timeout))
         # A provider of someone else's may hand back what the function returned as it was.
         return returned if type(returned) is dict else step_result(step.name, returned)
 
     return await with_retries(step, attempt)
 
 
-async def with_retries(step: CompiledStep, attempt: Callable[[int], Awaitable[T]]) -> T:
-    """Run ``attempt(n)`` until it succeeds or the step's retry policy is exhausted."""
-    policy = step.definition.retry_policy
+def _preemptible(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` if it is a coroutine function, else a coroutine function that runs it on a
+    worker thread (with the caller's context variables): awaiting that can be abandoned."""
+    # An object whose __call__ is a coroutine function counts as one.
+    if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__):
+        return func
+
+    @functools.wraps(func)
+    async def in_thread(*args: Any, **kwargs: Any) -> Any:
+        returned = await asyncio.to_thread(func, *args, **kwargs)
+        if inspect.isawaitable(returned):
+            returned = await returned
+        return returned
+
+    return in_thread
+
+
+class _OwnTimeout(Exception):
+    """Carries a TimeoutError the step function raised itself, so that it is not taken for
+    the step's timeout."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+
+async def _within(call: Awaitable[T], step_name: str, timeout: float) -> T:
+    """Await ``call`` for at most ``timeout`` seconds; :class:`StepTimeoutError` after that."""
+
+    async def guarded() -> T:
+        try:
+            return await call
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise _OwnTimeout(exc) from None
+
+    try:
+        return await asyncio.wait_for(guarded(), timeout)
+    except _OwnTimeout as own:
+        raise own.error from own.error.__cause__
+    except (TimeoutError, asyncio.TimeoutError):
+        raise StepTimeoutError(step_name, timeout) from None
+
+
+async def with_retries(
+    step: CompiledStep,
+    attempt: Callable[[int], Awaitable[T]],
+    *,
+    retryable: Callable[[Exception], bool] | None = None,
+    policy: RetryPolicy | None = None,
+) -> T:
+    """Run ``attempt(n)`` until it succeeds or the retry policy is exhausted.
+
+    ``policy`` replaces the step's own ``retry_policy`` when given. ``retryable`` decides
+    whether a failure is worth another attempt (default: every exception but directives and
+    :class:`StepResultError`, which are never retried); a failure it refuses is raised at once.
+    """
+    policy = policy if policy is not None else step.definition.retry_policy
     attempts = policy.max_attempts if policy is not None else 1
     number = 1
     while True:
@@ -210,6 +274,8 @@ async def with_retries(step: CompiledStep, attempt: Callable[[int], Awaitable[T]
             raise
         except Exception as exc:
             if policy is None or number >= attempts:
+                raise
+            if retryable is not None and not retryable(exc):
                 raise
             number += 1
             delay = policy.delay_before(number)

@@ -1,0 +1,1 @@
+"""Secrets provider implementations (templates' ``secrets``)."""
