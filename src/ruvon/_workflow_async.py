@@ -12,7 +12,8 @@ import uuid
 from typing import Any
 
 from ruvon._workflow_dag import DagStages
-from ruvon.definition.compiled import CompiledStep
+from ruvon.definition.compiled import CallSpec, CompiledStep
+from ruvon.errors import ConcurrencyConflictError
 from ruvon.models import WorkflowStatus, check_transition
 from ruvon.providers.execution import AsyncTask, TaskDispatched, step_result
 from ruvon.providers.persistence import AuditEvent
@@ -64,6 +65,25 @@ class AsyncSteps(DagStages):
             state_json=state_json,
             progress=self.progress.step_dispatched(step.name, token),
         )
+        if not await self._send(step, spec, token, run, state, state_json):
+            return None, False  # the result arrives later, through complete_async_step
+        go_on = self.status is WorkflowStatus.ACTIVE and step.definition.automate_next
+        return self._last_result, go_on
+
+    async def _send(
+        self,
+        step: CompiledStep,
+        spec: CallSpec,
+        token: str,
+        run: StepRun,
+        state: Any,
+        state_json: Encoded,
+    ) -> bool:
+        """Send the committed dispatch of ``step`` (``token``) to the execution provider.
+
+        Returns False when the task runs elsewhere (its report comes through
+        :meth:`complete_async_step`), True when the provider ran it at once and its outcome
+        has been applied; raises the step's error when that outcome failed the run."""
         kwargs = spec.keyword_arguments(run.user_input, state)
         task = AsyncTask(
             workflow_id=self.id,
@@ -87,19 +107,30 @@ class AsyncSteps(DagStages):
             await self._apply_completion(step, token, None, exc, started)
             raise
         if isinstance(returned, TaskDispatched):
-            return None, False  # the result arrives later, through complete_async_step
+            return False
         # Ran at once (the sync provider): complete the step in this call.
         error = await self._apply_completion(step, token, returned, None, started)
         if error is not None:
             raise error
-        go_on = self.status is WorkflowStatus.ACTIVE and step.definition.automate_next
-        return self._last_result, go_on
+        return True
 
     def _reporter(self, step_index: int, token: str) -> Any:
+        """What a background task calls with its outcome. When another process has moved the
+        run on meanwhile (a version conflict), the row is read again and the token decides
+        again: a sibling's report still applies, a stale one is dropped."""
+
         async def report(
             result: dict[str, Any] | None = None, error: BaseException | None = None
         ) -> bool:
-            return await self.complete_async_step(step_index, token, result=result, error=error)
+            for _ in range(_REPORT_ATTEMPTS):
+                try:
+                    return await self.complete_async_step(
+                        step_index, token, result=result, error=error
+                    )
+                except ConcurrencyConflictError:
+                    async with self._lock:
+                        await self._refresh()
+            return False
 
         return report
 
@@ -151,9 +182,10 @@ class AsyncSteps(DagStages):
     ) -> Any:
         """Complete (or fail) the dispatched ``step``. Returns the error that failed it, None
         when it completed, or ``_STALE`` (with ``check``) when the report does not apply."""
+        # The token alone decides (it is unique per dispatch): several dispatched steps of a
+        # DAG stage report independently, in any order, without rejecting each other.
         if check and not (
             self.status is WorkflowStatus.PENDING_ASYNC
-            and self.current_step_index == step.index
             and self.progress.dispatch.get(step.name) == token
         ):
             logger.warning(
@@ -179,6 +211,9 @@ class AsyncSteps(DagStages):
         )
         return None
 
+
+_REPORT_ATTEMPTS = 3
+"""How often an in-process report is tried against a row other writers keep moving."""
 
 _STALE = object()
 """The answer of :meth:`AsyncSteps._apply_completion` to a report that does not apply."""

@@ -21,6 +21,7 @@ from ruvon.definition.compiled import CompiledStep, CompiledWorkflow
 from ruvon.errors import (
     StateValidationError,
     StoredStateError,
+    WorkflowNotFoundError,
 )
 from ruvon.models import (
     RETRYABLE_STATUSES,
@@ -128,6 +129,26 @@ class WorkflowCore:
                 # Inspectable and cancellable, nothing else: ``state`` is the raw stored dict.
                 self.state = dict(record.state)
                 self._broken = exc
+
+    async def _refresh(self) -> None:
+        """Take the stored row's current values (another process has committed since this
+        object last did): everything a commit can change."""
+        record = await self._persistence.load_workflow(self.id)
+        if record is None:
+            raise WorkflowNotFoundError(self.id)
+        self.state = self._rebuild_state(record.state)
+        self._committed_state = record.state
+        self.status = WorkflowStatus(record.status)
+        self.current_step_index = record.current_step_index
+        self.metadata = dict(record.metadata)
+        self.completed_steps_stack = list(record.completed_steps_stack)
+        self.blocked_on_child_id = record.blocked_on_child_id
+        self.error_message = record.error_message
+        self.version = record.version
+        self.updated_at = record.updated_at
+        self.completed_at = record.completed_at
+        self.progress = Progress.from_json(record.progress, cursor=record.current_step)
+        self._last_result = self.progress.last_result
 
     @property
     def steps(self) -> list[WorkflowStep]:

@@ -6,14 +6,15 @@ function joins a stage; the stage's functions run at the same time through
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
-from ruvon._workflow_step import StepCycle
+from ruvon._workflow_step import StageMember, StepCycle
 from ruvon.dag import ready_steps
-from ruvon.definition.compiled import CallSpec, CompiledStep
+from ruvon.definition.compiled import CompiledStep
 from ruvon.models import WorkflowStatus, check_transition
 from ruvon.observing import Notice
-from ruvon.providers.execution import ParallelTask
+from ruvon.providers.execution import ParallelOutcome, ParallelTask
 from ruvon.providers.persistence import AuditEvent, MetricPoint
 from ruvon.steps import STEP_RUNNERS, StepRun
 
@@ -34,9 +35,9 @@ class DagStages(StepCycle):
             return []
         return ready_steps(self._compiled.steps, self._dag, self.progress)
 
-    def _stage(self, step: CompiledStep) -> list[tuple[CompiledStep, CallSpec]]:
-        """The stage ``step`` belongs to: two or more ready steps that can all run at once
-        (else empty: the step runs on its own)."""
+    def _stage(self, step: CompiledStep) -> list[StageMember]:
+        """The stage ``step`` belongs to: two or more ready steps that can all run at once or
+        be dispatched together (else empty: the step runs on its own)."""
         if self._dag is None:
             return []
         names = ready_steps(self._compiled.steps, self._dag, self.progress)
@@ -46,40 +47,50 @@ class DagStages(StepCycle):
         for name in names:
             member = self._compiled.steps[self._compiled.index_by_name[name]]
             runner = STEP_RUNNERS.get(member.kind)
-            call = runner.stage_call(member) if runner is not None else None
+            if runner is None:
+                return []
+            call = runner.stage_call(member)
+            if call is not None:
+                stage.append(StageMember(member, call, dispatched=False))
+                continue
+            call = runner.stage_dispatch(member)
             if call is None:
                 return []
-            stage.append((member, call))
+            stage.append(StageMember(member, call, dispatched=True))
         return stage
 
     async def _run_stage(
-        self,
-        stage: list[tuple[CompiledStep, CallSpec]],
-        run: StepRun,
-        user_input: dict[str, Any],
+        self, stage: list[StageMember], run: StepRun, user_input: dict[str, Any]
     ) -> tuple[dict[str, Any] | None, bool]:
         """Run ``stage`` at once, merge in file order, commit once; a failed member fails the
-        workflow at that step (nothing of the stage is merged)."""
-        first_step = stage[0][0]
+        workflow at that step (nothing of the stage is merged).
+
+        Members that dispatch (ASYNC) are committed as dispatched with the stage, then sent:
+        the run waits in PENDING_ASYNC until every one of them has reported (each report is
+        applied on its own, by its token), and the next stage starts after the last."""
+        running = [member for member in stage if not member.dispatched]
+        sent = [member for member in stage if member.dispatched]
         inputs = user_input if run.first_in_call else {}
-        tasks = [
-            ParallelTask(step.name, call.func, call.keyword_arguments(inputs, self.state))
-            for step, call in stage
-        ]
-        by_name = {step.name: step for step, _ in stage}
+        by_name = {member.step.name: member.step for member in stage}
         started = time.perf_counter()
-        outcomes = await self._execution.dispatch_parallel_tasks(
-            tasks, self.state, lambda task: run.context(by_name[task.name])
-        )
+        outcomes: list[ParallelOutcome] = []
+        if running:
+            tasks = [
+                ParallelTask(m.step.name, m.call.func, m.call.keyword_arguments(inputs, self.state))
+                for m in running
+            ]
+            outcomes = await self._execution.dispatch_parallel_tasks(
+                tasks, self.state, lambda task: run.context(by_name[task.name])
+            )
         for outcome in outcomes:
             if outcome.error is not None:
-                failed = by_name[outcome.name]
                 error = outcome.error
-                await self._fail(failed, error, None, user_input)  # type: ignore[arg-type]
+                await self._fail(by_name[outcome.name], error, None, user_input)  # type: ignore[arg-type]
                 raise error
         merged: dict[str, Any] = {}
         for outcome in outcomes:
             merged.update(outcome.result or {})
+        first_step = stage[0].step
         try:
             state, state_json = self._settle(first_step, merged)
         except Exception as exc:
@@ -105,12 +116,32 @@ class DagStages(StepCycle):
                     "step_duration_ms", outcome.duration_ms, unit="ms", step_name=outcome.name
                 )
             )
-        progress = progress.step_completed(stage[-1][0].name, merged)  # last_result: the stage
-        assert self._dag is not None
-        ready = ready_steps(self._compiled.steps, self._dag, progress)
+        if running:  # last_result: what the stage's functions returned, merged
+            progress = progress.step_completed(running[-1].step.name, merged)
+        tokens = {member.step.name: uuid.uuid4().hex for member in sent}
+        for name, token in tokens.items():
+            progress = progress.step_dispatched(name, token)
         steps = self._compiled.steps
-        index = self._compiled.index_by_name[ready[0]] if ready else len(steps)
-        status = WorkflowStatus.COMPLETED if index >= len(steps) else WorkflowStatus.ACTIVE
+        metadata = self.metadata
+        if sent:
+            status = WorkflowStatus.PENDING_ASYNC
+            index = sent[0].step.index
+            metadata = {**metadata, "waiting_for": sent[0].step.name}
+            audit.extend(
+                AuditEvent(
+                    "STEP_DISPATCHED",
+                    step_name=name,
+                    old_status=WorkflowStatus.ACTIVE.value,
+                    new_status=status.value,
+                    data={"token": token},
+                )
+                for name, token in tokens.items()
+            )
+        else:
+            assert self._dag is not None
+            ready = ready_steps(steps, self._dag, progress)
+            index = self._compiled.index_by_name[ready[0]] if ready else len(steps)
+            status = WorkflowStatus.COMPLETED if index >= len(steps) else WorkflowStatus.ACTIVE
         check_transition(WorkflowStatus.ACTIVE, status)
         if status is WorkflowStatus.COMPLETED:
             audit.append(
@@ -125,7 +156,8 @@ class DagStages(StepCycle):
             "on_stage_completed",
             {
                 "workflow_id": self.id,
-                "step_names": [step.name for step, _ in stage],
+                "step_names": [member.step.name for member in running],
+                "dispatched": list(tokens),
                 "result": merged,
                 "duration_ms": duration_ms,
             },
@@ -135,7 +167,7 @@ class DagStages(StepCycle):
                 status,
                 state,
                 index,
-                self.metadata,
+                metadata,
                 audit,
                 metrics=metrics,
                 completed=status is WorkflowStatus.COMPLETED,
@@ -146,5 +178,11 @@ class DagStages(StepCycle):
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
             raise
-        chained = all(step.definition.automate_next for step, _ in stage)
+        for member in sent:
+            # Committed first: a report always finds the row with its token.
+            if self.status is not WorkflowStatus.PENDING_ASYNC:
+                break  # an inline sibling failed the run: the others are void
+            token = tokens[member.step.name]
+            await self._send(member.step, member.call, token, run, state, state_json)
+        chained = all(member.step.definition.automate_next for member in stage)
         return merged, self.status is WorkflowStatus.ACTIVE and chained

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,6 +48,15 @@ def _audit_input(validated: BaseModel | None, user_input: Mapping[str, Any]) -> 
         except TypeError:
             recorded[key] = repr(value)
     return recorded
+
+
+@dataclass(frozen=True, slots=True)
+class StageMember:
+    """One step of a DAG stage: its function, run with the stage or dispatched with it."""
+
+    step: CompiledStep
+    call: CallSpec
+    dispatched: bool
 
 
 class StepCycle(StepChecks):
@@ -160,6 +170,12 @@ class StepCycle(StepChecks):
             index, skipped = self._next_in_graph(step, outcome, target)
             done = index >= len(steps)
             status = WorkflowStatus.COMPLETED if done else WorkflowStatus.ACTIVE
+            waiting = [name for name in self.progress.dispatch if name != step.name]
+            if waiting:
+                # Dispatched siblings of its stage have not reported: the run waits for them.
+                status = WorkflowStatus.PENDING_ASYNC
+                index = self._compiled.index_by_name[waiting[0]]
+                metadata = {**metadata, "waiting_for": waiting[0]}
         else:
             status = WorkflowStatus.ACTIVE
             index = self._successor(step) if target is None else target
@@ -243,17 +259,27 @@ class StepCycle(StepChecks):
             self.state = self._rebuild_state(self._committed_state)
             raise
 
-    def _stage(self, step: CompiledStep) -> list[tuple[CompiledStep, CallSpec]]:
+    def _stage(self, step: CompiledStep) -> list[StageMember]:
         """The DAG stage ``step`` runs in (see ``_workflow_dag``); empty: it runs alone."""
         return []
 
     async def _run_stage(
-        self,
-        stage: list[tuple[CompiledStep, CallSpec]],
-        run: StepRun,
-        user_input: dict[str, Any],
+        self, stage: list[StageMember], run: StepRun, user_input: dict[str, Any]
     ) -> tuple[dict[str, Any] | None, bool]:
         """Run a DAG stage (see ``_workflow_dag``)."""
+        raise NotImplementedError
+
+    async def _send(
+        self,
+        step: CompiledStep,
+        spec: CallSpec,
+        token: str,
+        run: StepRun,
+        state: Any,
+        state_json: Encoded,
+    ) -> bool:
+        """Send a committed dispatch of ``step`` to the execution provider (see
+        ``_workflow_async``)."""
         raise NotImplementedError
 
     async def _dispatch_step(

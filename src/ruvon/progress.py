@@ -148,11 +148,16 @@ class Progress:
         )
 
     def step_failed(self, step_name: str) -> Progress:
-        """``step_name`` failed (the cursor stays on it); a dispatch of it is void."""
-        return self._with(
-            steps={**self.steps, step_name: StepStatus.FAILED.value},
-            dispatch=_without(self.dispatch, step_name),
-        )
+        """``step_name`` failed (the cursor stays on it). Every outstanding dispatch is void:
+        its report will be ignored, and the dispatched steps (siblings of a DAG stage) are
+        PENDING again, so a retry runs them anew."""
+        steps = {
+            name: status
+            for name, status in self.steps.items()
+            if name not in self.dispatch or name == step_name
+        }
+        steps[step_name] = StepStatus.FAILED.value
+        return self._with(steps=steps, dispatch={})
 
     def reset(self, step_name: str) -> Progress:
         """``step_name`` is PENDING again (a retried step)."""

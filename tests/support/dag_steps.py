@@ -37,3 +37,37 @@ def left(state: OrderState, context: StepContext) -> dict[str, Any]:
 def right(state: OrderState, context: StepContext) -> dict[str, Any]:
     ORDER[context.workflow_id].append(context.step_name)
     return {"reviewer": "right", "note": "right"}
+
+
+GATES: defaultdict[tuple[str, str], threading.Event] = defaultdict(threading.Event)
+"""(workflow id, step name) -> the event a gated ASYNC branch waits for."""
+
+CALLS: defaultdict[tuple[str, str], int] = defaultdict(int)
+"""(workflow id, step name) -> how often a gated branch's function ran."""
+
+
+def gated_left(state: OrderState, context: StepContext) -> dict[str, Any]:
+    """An ASYNC branch that finishes when the test opens its gate."""
+    key = (context.workflow_id, context.step_name)
+    CALLS[key] += 1
+    if not GATES[key].wait(timeout=30):
+        raise TimeoutError("the test never opened the gate")
+    return {"approved": True}
+
+
+def gated_right(state: OrderState, context: StepContext) -> dict[str, Any]:
+    key = (context.workflow_id, context.step_name)
+    CALLS[key] += 1
+    if not GATES[key].wait(timeout=30):
+        raise TimeoutError("the test never opened the gate")
+    return {"reviewer": "right"}
+
+
+def quick_left(state: OrderState, context: StepContext) -> dict[str, Any]:
+    ORDER[context.workflow_id].append(context.step_name)
+    return {"approved": True}
+
+
+def quick_right(state: OrderState, context: StepContext) -> dict[str, Any]:
+    ORDER[context.workflow_id].append(context.step_name)
+    return {"reviewer": "right"}

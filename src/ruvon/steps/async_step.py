@@ -4,7 +4,7 @@ waits in PENDING_ASYNC until the result is reported."""
 
 from __future__ import annotations
 
-from ruvon.definition.compiled import CompiledStep
+from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.models import WorkflowStatus
 from ruvon.steps.base import RunnerBase, StepOutcome, StepRun
 
@@ -23,3 +23,6 @@ class AsyncRunner(RunnerBase):
             waiting_for=step.name,
             dispatch=step.function,
         )
+
+    def stage_dispatch(self, step: CompiledStep) -> CallSpec | None:
+        return step.function

@@ -168,6 +168,10 @@ class StepRunner(Protocol):
         """See :meth:`RunnerBase.stage_call`."""
         ...
 
+    def stage_dispatch(self, step: CompiledStep) -> CallSpec | None:
+        """See :meth:`RunnerBase.stage_dispatch`."""
+        ...
+
 
 class RunnerBase:
     """Defaults of :class:`StepRunner`: a step takes the input of the call that runs it, and
@@ -180,6 +184,13 @@ class RunnerBase:
         """The function to run when ``step`` is one of several ready steps of a DAG stage
         (they run at the same time through ``dispatch_parallel_tasks``), or None when the
         step must run on its own."""
+        return None
+
+    def stage_dispatch(self, step: CompiledStep) -> CallSpec | None:
+        """The function to *dispatch* (``ExecutionProvider.dispatch_async_task``) when ``step``
+        is one of several ready steps of a DAG stage: it joins the stage's commit as a
+        dispatched step and completes when its result is reported. None: not a dispatching
+        kind."""
         return None
 
 
