@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from ruvon._workflow_failure import FailurePath
 from ruvon.dag import ready_steps, skipped_by_route
-from ruvon.definition.compiled import CompiledStep
+from ruvon.definition.compiled import CompiledStep, CompiledWorkflow
 from ruvon.definition.validate import END
 from ruvon.errors import (
     InvalidInputError,
@@ -20,6 +21,8 @@ from ruvon.errors import (
     NoRouteMatchedError,
     StateValidationError,
 )
+from ruvon.injection import INJECTED_KEY, injected_snapshot, injections_for
+from ruvon.providers.persistence import AuditEvent
 from ruvon.serialization import Encoded
 from ruvon.state import (
     check_storable,
@@ -39,8 +42,73 @@ _warned_unmerged: set[tuple[str, str, str]] = set()
 """(workflow type, step, key) already reported as left out of the state: warned once."""
 
 
+@dataclass(frozen=True, slots=True)
+class PendingInjection:
+    """Steps injected by the step being completed, not committed yet."""
+
+    before: CompiledWorkflow
+    """The run's definition without them (put back if the step does not commit)."""
+    entries: list[dict[str, Any]]
+    """Every injected step of the run, these included (``metadata["injected_steps"]``)."""
+    audit: list[AuditEvent]
+
+
 class StepChecks(FailurePath):
     """Input, result and state checks, and the choice of the next step."""
+
+    _injecting: PendingInjection | None = None
+
+    def _inject(self, step: CompiledStep, state: Any) -> None:
+        """Insert the steps whose ``dynamic_injection`` rules hold into this run's definition
+        (committed with the step; see :mod:`ruvon.injection`)."""
+        injection = step.definition.dynamic_injection
+        assert injection is not None
+        found = injections_for(
+            step.name,
+            injection,
+            state,
+            self._evaluator,
+            org_id=self.org_id,
+            known_steps=[known.name for known in self._compiled.steps],
+        )
+        if not found:
+            return
+        compiler = self._services.compiler
+        if compiler is None:
+            raise RuntimeError(
+                f"Step '{step.name}' injects steps, but this workflow cannot compile them "
+                "(workflows built by WorkflowBuilder can)"
+            )
+        entries = [*self.metadata.get(INJECTED_KEY, [])]
+        for item in found:
+            entries.extend(item.entries())
+        try:
+            snapshot = injected_snapshot(self.definition_snapshot, entries)
+        except ValueError as exc:
+            raise ValueError(f"Step '{step.name}': {exc}") from None
+        compiled = compiler(snapshot, self.id)
+        audit = [
+            AuditEvent(
+                "DYNAMIC_INJECTION",
+                step_name=step.name,
+                data={
+                    "step_name": config["name"],
+                    "function": config.get("function"),
+                    "inserted_after": item.after,
+                },
+            )
+            for item in found
+            if item.audit
+            for config in item.steps
+        ]
+        self._injecting = PendingInjection(self._compiled, entries, audit)
+        self._compiled = compiled
+
+    def _drop_injection(self) -> None:
+        """Forget steps injected by a step that did not commit."""
+        if self._injecting is not None:
+            self._compiled = self._injecting.before
+            self._injecting = None
 
     def _settle(self, step: CompiledStep, result: dict[str, Any]) -> tuple[Any, Encoded]:
         """The state after ``step`` returned ``result``, validated, with its JSON form.

@@ -37,6 +37,7 @@ from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
 from ruvon.providers.persistence import (
     AuditEvent,
+    CompensationEntry,
     LogEntry,
     MetricPoint,
     PersistenceProvider,
@@ -50,6 +51,14 @@ from ruvon.serialization import Encoded
 from ruvon.state import describe_errors, encode_state
 
 __all__ = ["WorkflowCore"]
+
+_BLOCKED_ON_CHILD = frozenset(
+    {
+        WorkflowStatus.PENDING_SUB_WORKFLOW,
+        WorkflowStatus.WAITING_CHILD_HUMAN_INPUT,
+        WorkflowStatus.FAILED_CHILD_WORKFLOW,
+    }
+)
 
 logger = logging.getLogger("ruvon.workflow")
 
@@ -167,6 +176,18 @@ class WorkflowCore:
         return None
 
     @property
+    def injected_steps(self) -> list[dict[str, Any]]:
+        """The steps injected into this run by ``dynamic_injection`` rules, in order:
+        ``{"after": <step name>, "step": <step configuration>}``."""
+        return list(self.metadata.get("injected_steps") or [])
+
+    @property
+    def last_result(self) -> dict[str, Any] | None:
+        """The result of the last step that completed (what the next step gets as
+        ``context.previous_step_result``)."""
+        return self._last_result
+
+    @property
     def current_step_name(self) -> str | None:
         """The name of :attr:`current_step`."""
         step = self.current_step
@@ -221,6 +242,7 @@ class WorkflowCore:
         completed: bool = False,
         clear_error: bool = False,
         progress: Progress | None = None,
+        error_message: str | None = None,
     ) -> None:
         old = self.status
         check_transition(normalize_status(old) if old.is_waiting else old, status)
@@ -239,7 +261,7 @@ class WorkflowCore:
             self.metadata if metadata is None else metadata,
             [event],
             completed=completed,
-            error_message=None if clear_error else self.error_message,
+            error_message=error_message or (None if clear_error else self.error_message),
             progress=progress,
         )
 
@@ -283,6 +305,8 @@ class WorkflowCore:
         notices: Sequence[Notice] = (),
         since: WorkflowStatus | None = None,
         status_step: str | None = None,
+        compensations: Sequence[CompensationEntry] = (),
+        blocked_on_child_id: str | None = None,
     ) -> None:
         """Write the new position in one provider call; update this object only if it
         succeeded, then publish the transition to observers (:meth:`_publish`).
@@ -292,8 +316,13 @@ class WorkflowCore:
         ``notices`` the transition's own observer events (build them only when
         ``self._hub.enabled``); ``since`` the status observers last saw, when it is not the
         one before this commit (a resumed wait); ``status_step`` the step to name in the
-        status change (default: the step the run is now at)."""
+        status change (default: the step the run is now at); ``compensations`` the
+        compensation-log entries of a saga's rollback, written in the same transaction."""
         old_status = self.status if since is None else since
+        # A run names its child only while it waits for it, or failed because of it.
+        blocked = blocked_on_child_id or (
+            self.blocked_on_child_id if status in _BLOCKED_ON_CHILD else None
+        )
         steps = self._compiled.steps
         cursor = steps[index].name if index < len(steps) else None
         progress = (self.progress if progress is None else progress).at(cursor)
@@ -314,12 +343,19 @@ class WorkflowCore:
             completed_steps_stack=stack,
             progress=progress.to_json(),
             saga_mode=self.saga_mode,
-            blocked_on_child_id=self.blocked_on_child_id,
+            blocked_on_child_id=blocked,
             error_message=error_message,
             completed_at=completed_at,
         )
         self.version = await self._persistence.commit_workflow(
-            WorkflowCommit(update, self.version, audit=audit, metrics=metrics, logs=logs)
+            WorkflowCommit(
+                update,
+                self.version,
+                audit=audit,
+                metrics=metrics,
+                logs=logs,
+                compensations=compensations,
+            )
         )
         self.status = status
         self.state = state
@@ -331,6 +367,7 @@ class WorkflowCore:
         self.completed_at = completed_at
         self.progress = progress
         self._last_result = progress.last_result
+        self.blocked_on_child_id = blocked
         if self._hub.enabled:
             await self._publish(old_status, notices, status_step)
 

@@ -1,6 +1,6 @@
-"""How a step fails: the committed state stands, the failure (and, in saga mode, the
-rollback) is committed in one call, and the step's own exception is re-raised with the
-workflow's facts attached."""
+"""How a step fails: the committed state stands, the failure is committed (in saga mode with a
+rollback committed step by step, see ``_workflow_rollback``), and the step's own exception is
+re-raised with the workflow's facts attached."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ruvon import observing
-from ruvon._workflow_core import WorkflowCore
+from ruvon._workflow_rollback import RollbackPath
 from ruvon.definition.compiled import CompiledStep
 from ruvon.models import (
     WorkflowStatus,
@@ -21,15 +21,13 @@ from ruvon.providers.persistence import (
     AuditEvent,
     LogEntry,
 )
-from ruvon.saga import compensate
-from ruvon.steps import StepRun
 
 __all__ = ["FailurePath"]
 
 logger = logging.getLogger("ruvon.workflow")
 
 
-class FailurePath(WorkflowCore):
+class FailurePath(RollbackPath):
     """Recording a failed step."""
 
     async def _fail(
@@ -39,7 +37,8 @@ class FailurePath(WorkflowCore):
         resuming: WorkflowStatus | None,
         user_input: Mapping[str, Any],
     ) -> None:
-        """Record a failed step: FAILED (or, in saga mode, compensate and FAILED_ROLLED_BACK)."""
+        """Record a failed step: FAILED, or in saga mode with something to undo, a rollback
+        that ends FAILED_ROLLED_BACK."""
         old_status = self.status
         message = f"{type(error).__name__}: {error}"
         logger.error("Step failed: %s (workflow %s, step %s)", message, self.id, step.name)
@@ -58,53 +57,41 @@ class FailurePath(WorkflowCore):
             )
         )
         logs = [LogEntry("ERROR", f"Step failed: {message}", step_name=step.name)]
-        state = self.state
-        stack = self.completed_steps_stack
-        status = WorkflowStatus.FAILED
-        if self.saga_mode:
-            state, stack, entries, compensated = await compensate(
-                self._compiled, state, stack, self._run_for_compensation(step), error
-            )
-            audit.extend(entries)
-            # Nothing undone, nothing final: the run stays FAILED and can be retried.
-            if compensated:
-                status = WorkflowStatus.FAILED_ROLLED_BACK
-        check_transition(WorkflowStatus.ACTIVE, status)
-        audit.append(
-            AuditEvent(
-                "WORKFLOW_FAILED",
-                step_name=step.name,
-                old_status=WorkflowStatus.ACTIVE.value,
-                new_status=status.value,
-                data={"status": status.value, "error": str(error)},
-            )
+        notices = (
+            self._failure_notices(step, self.state, resuming, old_status, user_input, message)
+            if self._hub.enabled
+            else []
         )
+        # Nothing to undo, nothing final: the run is FAILED and can be retried.
+        stack = self._rollback_stack(step)
+        status = WorkflowStatus.FAILED_ROLLED_BACK if stack else WorkflowStatus.FAILED
+        check_transition(WorkflowStatus.ACTIVE, status)
+        started = False
         try:
-            await self._commit(
-                status,
-                state,
-                step.index,
-                metadata,
-                audit,
-                logs=logs,
-                stack=stack,
-                error_message=message,
-                progress=self.progress.step_failed(step.name),
-                notices=self._failure_notices(
-                    step, state, resuming, old_status, user_input, message
+            if stack:
+                marker = await self._start_rollback(
+                    step, error, stack, metadata, audit, logs, notices
                 )
-                if self._hub.enabled
-                else (),
-                since=WorkflowStatus.ACTIVE,
-            )
+                started = True
+                status = await self._continue_rollback(marker)
+            else:
+                await self._commit_failure(step, error, message, metadata, audit, logs, notices)
         except Exception as commit_error:
             # The step's error stays the one raised; the lost record is attached to it, and
             # this object refuses to run the step (and its compensations) again.
             self._broken = commit_error
-            note = (
-                f"Recording this failure of step '{step.name}' of workflow {self.id} failed "
-                f"({type(commit_error).__name__}: {commit_error}); the stored run is unchanged."
-            )
+            if started:
+                note = (
+                    f"The rollback after step '{step.name}' of workflow {self.id} was "
+                    f"interrupted ({type(commit_error).__name__}: {commit_error}); the stored "
+                    "run is still rolling back: load it again and call resume_rollback()."
+                )
+            else:
+                note = (
+                    f"Recording this failure of step '{step.name}' of workflow {self.id} failed "
+                    f"({type(commit_error).__name__}: {commit_error}); the stored run is "
+                    "unchanged."
+                )
             logger.error(note)
             add_note = getattr(error, "add_note", None)  # Python 3.11+
             if callable(add_note):
@@ -119,6 +106,40 @@ class FailurePath(WorkflowCore):
         ):
             with contextlib.suppress(AttributeError):
                 setattr(error, name, value)
+
+    async def _commit_failure(
+        self,
+        step: CompiledStep,
+        error: Exception,
+        message: str,
+        metadata: dict[str, Any],
+        audit: list[AuditEvent],
+        logs: list[LogEntry],
+        notices: list[Notice],
+    ) -> None:
+        """Commit a failure without rollback: FAILED, retryable."""
+        status = WorkflowStatus.FAILED
+        audit.append(
+            AuditEvent(
+                "WORKFLOW_FAILED",
+                step_name=step.name,
+                old_status=WorkflowStatus.ACTIVE.value,
+                new_status=status.value,
+                data={"status": status.value, "error": str(error)},
+            )
+        )
+        await self._commit(
+            status,
+            self.state,
+            step.index,
+            metadata,
+            audit,
+            logs=logs,
+            error_message=message,
+            progress=self.progress.step_failed(step.name),
+            notices=notices,
+            since=WorkflowStatus.ACTIVE,
+        )
 
     def _failure_notices(
         self,
@@ -146,22 +167,3 @@ class FailurePath(WorkflowCore):
             )
         )
         return notices
-
-    def _run_for_compensation(self, failed: CompiledStep) -> StepRun:
-        return StepRun(
-            workflow_id=self.id,
-            workflow_type=self.workflow_type,
-            state=self.state,
-            user_input={},
-            first_in_call=False,
-            resuming=None,
-            validated_input=None,
-            previous_step_result=self._last_result,
-            parent_workflow_id=self.parent_execution_id,
-            execution=self._execution,
-            persistence=self._persistence,
-            evaluator=self._evaluator,
-            templates=self._templates,
-            metadata=self.metadata,
-            services=self._services,
-        )

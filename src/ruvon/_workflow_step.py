@@ -17,6 +17,7 @@ from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.errors import (
     StepNotImplementedError,
 )
+from ruvon.injection import INJECTED_KEY
 from ruvon.models import (
     WorkflowStatus,
     check_transition,
@@ -108,12 +109,17 @@ class StepCycle(StepChecks):
                 raise StepNotImplementedError(step.name, step.kind.value)
             outcome = await runner.run(step, run)
             state, state_json = self._settle(step, outcome.result)
+            if step.definition.dynamic_injection is not None and outcome.completes_step:
+                self._inject(step, state)  # before routing: targets may move
             target = self._route(step, outcome, state)
         except Exception as exc:
+            self._drop_injection()
             await self._fail(step, exc, resuming, user_input)
             raise
         if outcome.dispatch is not None:
             return await self._dispatch_step(step, outcome, state, state_json, run, resuming)
+        if outcome.spawn is not None:
+            return await self._start_child(step, outcome, state, state_json, run, resuming)
         duration_ms = (time.perf_counter() - started) * 1000.0
         recorded_input = _audit_input(validated, user_input) if first and user_input else None
         await self._complete_step(
@@ -156,6 +162,10 @@ class StepCycle(StepChecks):
             metadata = {**metadata, **outcome.metadata}
         audit.extend(outcome.audit)
         metrics.extend(outcome.metrics)
+        injecting = self._injecting
+        if injecting is not None:
+            metadata = {**metadata, INJECTED_KEY: injecting.entries}
+            audit.extend(injecting.audit)
 
         if outcome.cursor is not None:
             # Part of the step's work is done: commit it and stay on the step.
@@ -257,7 +267,9 @@ class StepCycle(StepChecks):
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
+            self._drop_injection()
             raise
+        self._injecting = None
 
     def _stage(self, step: CompiledStep) -> list[StageMember]:
         """The DAG stage ``step`` runs in (see ``_workflow_dag``); empty: it runs alone."""
@@ -267,6 +279,19 @@ class StepCycle(StepChecks):
         self, stage: list[StageMember], run: StepRun, user_input: dict[str, Any]
     ) -> tuple[dict[str, Any] | None, bool]:
         """Run a DAG stage (see ``_workflow_dag``)."""
+        raise NotImplementedError
+
+    async def _start_child(
+        self,
+        step: CompiledStep,
+        outcome: StepOutcome,
+        state: Any,
+        state_json: Encoded,
+        run: StepRun,
+        resuming: WorkflowStatus | None,
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Start the child workflow the step asks for and wait for it (see
+        ``_workflow_children``)."""
         raise NotImplementedError
 
     async def _send(

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ruvon._builder_runs import RunQueries
+from ruvon._builder_children import ChildStarts
 from ruvon.definition.compiled import CompiledWorkflow
 from ruvon.definition.loader import _IMPORT_CACHE as IMPORT_CACHE
 from ruvon.definition.loader import clear_import_cache
@@ -31,6 +31,7 @@ from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEv
 from ruvon.implementations.http import default_http_client
 from ruvon.implementations.secrets.env import EnvironmentSecrets
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
+from ruvon.injection import INJECTED_KEY, injected_snapshot
 from ruvon.models import WorkflowStatus
 from ruvon.observing import ObserverHub
 from ruvon.providers.execution import ExecutionProvider
@@ -67,7 +68,7 @@ def _payload_digest(workflow_type: str, initial_data: Mapping[str, Any] | None) 
     return hashlib.sha256(payload).hexdigest()
 
 
-class WorkflowBuilder(RunQueries):
+class WorkflowBuilder(ChildStarts):
     """Creates and loads workflows.
 
     All of these work::
@@ -158,7 +159,12 @@ class WorkflowBuilder(RunQueries):
         return self._definitions.compile(workflow_type)
 
     def _compile_snapshot(self, record: WorkflowRecord) -> CompiledWorkflow:
-        return self._definitions.compile_snapshot(record.definition_snapshot, record.id)
+        """The run's definition: its snapshot, with the steps injected into it, if any."""
+        snapshot = record.definition_snapshot
+        injected = record.metadata.get(INJECTED_KEY)
+        if injected:
+            snapshot = injected_snapshot(snapshot, injected)
+        return self._definitions.compile_snapshot(snapshot, record.id)
 
     def override_step(
         self,
@@ -281,6 +287,7 @@ class WorkflowBuilder(RunQueries):
             http_client=self.http_client or default_http_client(),
             secrets=self.secrets_provider or _ENVIRONMENT_SECRETS,
             starter=self,
+            compiler=self._definitions.compile_snapshot,
         )
         if services != self._services_cache:
             self._services_cache = services
@@ -304,8 +311,13 @@ class WorkflowBuilder(RunQueries):
         idempotency_key: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         workflow_id: str | None = None,
+        parent_execution_id: str | None = None,
     ) -> Workflow:
         """Create a workflow, store it (status ACTIVE, first step next) and return it.
+
+        ``parent_execution_id`` makes it a child of that workflow (normally set by the engine
+        for SUB_WORKFLOW steps); a child is not started here even with ``automate_start``:
+        its parent drives it.
 
         Raises UnknownWorkflowTypeError for an unknown type, DefinitionError for an invalid
         file and StateValidationError (naming the type and each field) for invalid
@@ -334,6 +346,7 @@ class WorkflowBuilder(RunQueries):
             current_step_index=0,
             metadata=dict(metadata or {}),
             saga_mode=definition.saga_enabled,
+            parent_execution_id=parent_execution_id,
             owner_id=owner_id,
             org_id=org_id,
             data_region=data_region,
@@ -378,7 +391,7 @@ class WorkflowBuilder(RunQueries):
                 workflow_type=workflow_type,
                 initial_state=workflow.state,
             )
-            if definition.automate_start:
+            if definition.automate_start and parent_execution_id is None:
                 await workflow.next_step()
         return workflow
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from typing import Any
 
-from ruvon._workflow_async import AsyncSteps
+from ruvon._workflow_children import ChildWorkflows
 from ruvon.definition.compiled import CompiledWorkflow
 from ruvon.errors import (
     JumpTargetError,
@@ -51,7 +51,7 @@ class _Done:
         yield
 
 
-class Workflow(AsyncSteps):
+class Workflow(ChildWorkflows):
     """One workflow instance: its state, status and position, and the providers it runs with.
 
     Build instances with ``WorkflowBuilder.create_workflow`` / ``load_workflow``, or directly
@@ -137,14 +137,20 @@ class Workflow(AsyncSteps):
         with ``status`` PAUSED or WAITING_HUMAN. A failing step fails the workflow and its
         exception is re-raised with ``workflow_id``, ``step_name`` and ``workflow_status`` set.
         ``actor`` (who asks: a user or service id) is recorded as ``user_id`` of every audit
-        entry the call writes, next to the input values.
+        entry the call writes, next to the input values. On a run whose saga rollback was
+        interrupted (:attr:`rolling_back`) the call finishes the rollback instead
+        (:meth:`resume_rollback`) and returns ``({}, None)``.
         """
         async with self._lock:
             self._require_runnable()
+            if self.rolling_back:
+                await self._resume_rollback_as(actor)
+                return {}, None
             data = dict(user_input or {})
             first = True
             result: dict[str, Any] = {}
             self._actor = actor
+            before = self.status
             try:
                 while True:
                     step_result, go_on = await self._run_current(data, first)
@@ -155,6 +161,8 @@ class Workflow(AsyncSteps):
                         break
             finally:
                 self._actor = None
+                if self.status is not before:
+                    await self._tell_parent()
             return result, self.current_step_name
 
     async def run(
@@ -188,6 +196,29 @@ class Workflow(AsyncSteps):
             )
         data = user_input if user_input is not None else kwargs.get("input")
         return await self.next_step(data, actor=actor)
+
+    async def resume_rollback(self, *, actor: str | None = None) -> WorkflowStatus:
+        """Finish a saga rollback that was interrupted (the process died, or a commit failed):
+        run the compensations still on ``completed_steps_stack``, each committed as it
+        completes, and end the run FAILED_ROLLED_BACK; return that status.
+
+        Compensations whose outcome was committed never run again; the one that was
+        interrupted runs again (at least once). Raises :class:`WorkflowStateError` unless the
+        run is :attr:`rolling_back`. ``actor`` is recorded in the audit and compensation logs.
+        """
+        async with self._lock:
+            self._require_readable()
+            return await self._resume_rollback_as(actor)
+
+    async def _resume_rollback_as(self, actor: str | None) -> WorkflowStatus:
+        self._actor = actor
+        before = self.status
+        try:
+            return await self._resume_rollback()
+        finally:
+            self._actor = None
+            if self.status is not before:  # a child's rollback ended: its parent hears of it
+                await self._tell_parent()
 
     def enable_saga_mode(self) -> _Done:
         """Compensate completed steps when a step fails. Awaiting the call is optional; the
@@ -235,9 +266,10 @@ class Workflow(AsyncSteps):
             index = self._compiled.step_index(target_step_name)
             if index is None:
                 raise JumpTargetError(target_step_name)
-            if self.status not in _RUNNABLE:
+            if self.status not in _RUNNABLE or self.rolling_back:
+                doing = "rolling back" if self.rolling_back else self.status.value
                 raise WorkflowStateError(
-                    f"Workflow {self.id} is {self.status.value}; it cannot jump to a step."
+                    f"Workflow {self.id} is {doing}; it cannot jump to a step."
                 )
             audit = AuditEvent(
                 "WORKFLOW_JUMPED",
@@ -305,6 +337,16 @@ class Workflow(AsyncSteps):
         self._require_readable()
         if self.status is WorkflowStatus.FAILED_ROLLED_BACK:
             raise WorkflowStateError(self._rolled_back_message("run"))
+        if self.status in (
+            WorkflowStatus.PENDING_SUB_WORKFLOW,
+            WorkflowStatus.WAITING_CHILD_HUMAN_INPUT,
+        ):
+            waiting = self.metadata.get("waiting_child_id") or self.blocked_on_child_id
+            raise WorkflowStateError(
+                f"Workflow {self.id} is {self.status.value}: it waits for its child workflow "
+                f"{waiting}. Drive that workflow (resume it with next_step); this one goes on "
+                "when its child completes."
+            )
         if self.status not in _RUNNABLE:
             raise WorkflowStateError(
                 f"Workflow {self.id} is {self.status.value}; next_step() needs an ACTIVE, "

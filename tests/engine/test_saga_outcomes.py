@@ -1,6 +1,6 @@
 """How a saga ends: FAILED_ROLLED_BACK only when a compensation ran (then the run is final),
 FAILED (retryable) when there was nothing to undo; compensation results go through the codec,
-and a rollback whose record cannot be committed is visible and never runs twice."""
+and a rollback whose start cannot be committed is visible and runs no compensation."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ class _CommitsFailAfterArming(SQLitePersistenceProvider):
         return await super().commit_workflow(commit)
 
 
-async def test_a_rollback_that_cannot_be_recorded_is_visible_and_not_repeated(
+async def test_a_rollback_whose_start_cannot_be_recorded_runs_nothing(
     config: ConfigDir, tmp_path: Path
 ) -> None:
     store = _CommitsFailAfterArming(str(tmp_path / "full.db"))
@@ -168,10 +168,11 @@ async def test_a_rollback_that_cannot_be_recorded_is_visible_and_not_repeated(
         assert isinstance(caught.value.commit_error, PersistenceError)  # type: ignore[attr-defined]
         notes = getattr(caught.value, "__notes__", [])
         assert any("Recording this failure of step 'Fail'" in note for note in notes)
-        assert money_steps.REFUNDS[workflow_.id] == 1
+        # The rollback is committed before any compensation runs: nothing was refunded.
+        assert workflow_.id not in money_steps.REFUNDS
         with pytest.raises(WorkflowStateError, match="cannot run from this object"):
             await workflow_.next_step()
-        assert money_steps.REFUNDS[workflow_.id] == 1
+        assert workflow_.id not in money_steps.REFUNDS
         store.armed = False
         stored = await store.load_workflow(workflow_.id)
         assert stored is not None

@@ -7,7 +7,9 @@ import pytest
 
 from ruvon import StepNotImplementedError, WorkflowStatus
 from ruvon.builder import WorkflowBuilder
+from ruvon.models import StepKind
 from ruvon.providers.persistence import PersistenceProvider
+from ruvon.steps import STEP_RUNNERS
 from ruvon.testing import TestHarness
 from tests.support.config import ConfigDir, audit_log, audit_types
 from tests.support.order_steps import OrderState
@@ -162,9 +164,18 @@ async def test_next_key_names_the_successor_and_end_stops(
     assert loaded.state.visited == ["First", "Third"]
 
 
+def test_every_step_kind_has_a_runner() -> None:
+    assert set(STEP_RUNNERS) == set(StepKind)
+
+
 async def test_a_step_kind_without_runtime_fails_the_workflow(
-    builder: WorkflowBuilder, fresh: WorkflowBuilder, persistence: PersistenceProvider
+    builder: WorkflowBuilder,
+    fresh: WorkflowBuilder,
+    persistence: PersistenceProvider,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A file of a newer language version, run by an engine that lacks the kind's runner."""
+    monkeypatch.delitem(STEP_RUNNERS, StepKind.FIRE_AND_FORGET)  # type: ignore[attr-defined]
     workflow = await builder.create_workflow("NotImplemented", {"order_id": "A1"})
     await workflow.next_step()
 

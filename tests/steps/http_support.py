@@ -168,7 +168,8 @@ class HttpState(BaseModel):
     method: str = "POST"
     amount: int = 0
     customer: dict[str, Any] = {}
-    response: dict[str, Any] | None = None
+    response: Any = None
+    """The HTTP step's result: the parsed body, or a dict of the ``includes``."""
     checked: bool = False
 
 

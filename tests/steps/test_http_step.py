@@ -1,7 +1,8 @@
 """HTTP steps against a real local server, on every store: templates (state, secrets,
-context), JSON and text answers, ``includes``, retries of 5xx, transport errors and timeouts
-(never of 4xx), the idempotency key, error messages without secrets, bad templates and missing
-secrets, and a swapped transport."""
+context), JSON and text answers (the body alone, or the parts ``includes`` lists), retries of
+5xx, transport errors and timeouts (never of 4xx) and the HTTP retry defaults, the idempotency
+key, error messages without secrets, bad templates and missing secrets, and a swapped
+transport."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 import pytest
 
 from ruvon import HttpStepError, TemplateError, Workflow, WorkflowStatus
+from ruvon.definition.schema import HttpRetryPolicy, HttpStep, StandardStep, WorkflowDefinition
 from ruvon.implementations.http.httpx_client import HttpxClient
 from ruvon.providers.http import HttpRequest, HttpResponse
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.steps.http import RUNS_METADATA_KEY, idempotency_key
-from tests.steps.http_support import LocalServer, closed_port, write_http
+from tests.steps.http_support import H, LocalServer, closed_port, write_http
 from tests.support.config import ConfigDir, audit_types
 
 NO_DELAY = {"max_attempts": 3, "delay_seconds": 0}
@@ -90,13 +92,47 @@ async def test_templates_render_the_request_from_state_secrets_and_context(
     # Single-expression templates keep their types: an int, a dict.
     expected_body = {"order": "A1", "amount": 12, "customer": customer, "token": len(TOKEN)}
     loaded = await config.builder(store).load_workflow(wf.id)
+    # Without includes, the result is the parsed body alone (here: what the server echoes).
     response = loaded.state.response
-    assert response is not None
+    assert set(response) == {"method", "path", "query", "headers", "json", "text"}
+    assert response["json"] == expected_body
+    assert loaded.metadata[RUNS_METADATA_KEY] == {"Call": 1}
+
+
+async def test_without_includes_a_text_answer_is_stored_as_the_text(
+    config: ConfigDir, store: PersistenceProvider, server: LocalServer
+) -> None:
+    write_http(
+        config, "Http", http_config={"url": "{{ state.base_url }}/text"}, output_key="response"
+    )
+    wf = await start(config, store, server)
+
+    await wf.next_step()
+
+    loaded = await config.builder(store).load_workflow(wf.id)
+    assert loaded.state.response == "plain text answer"
+
+
+async def test_includes_with_all_three_parts_keeps_the_status_body_and_headers(
+    config: ConfigDir, store: PersistenceProvider, server: LocalServer
+) -> None:
+    write_http(
+        config,
+        "Http",
+        http_config={"url": "{{ state.base_url }}/echo/A1"},
+        output_key="response",
+        includes=["status_code", "body", "headers"],
+    )
+    wf = await start(config, store, server)
+
+    await wf.next_step()
+
+    loaded = await config.builder(store).load_workflow(wf.id)
+    response = loaded.state.response
     assert set(response) == {"status_code", "body", "headers"}
     assert response["status_code"] == 200
-    assert response["body"]["json"] == expected_body
+    assert response["body"]["path"] == "/echo/A1"
     assert response["headers"]["content-type"] == "application/json"
-    assert loaded.metadata[RUNS_METADATA_KEY] == {"Call": 1}
 
 
 async def test_a_text_answer_is_stored_as_text_and_includes_filters_the_parts(
@@ -158,7 +194,7 @@ async def test_a_raw_string_body_is_sent_as_it_is(
 
     assert server.requests[0].body == b"<order id='A1'/>"
     assert server.requests[0].headers["content-type"] == "application/xml"
-    assert wf.state.response["body"]["text"] == "<order id='A1'/>"
+    assert wf.state.response["text"] == "<order id='A1'/>"
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -188,7 +224,7 @@ async def test_5xx_is_retried_until_it_succeeds_with_one_idempotency_key(
     requests = server.to("/flaky/2")
     assert [r.headers["x-attempt"] for r in requests] == ["1", "2", "3"]
     assert {r.headers["idempotency-key"] for r in requests} == {idempotency_key(wf.id, "Call", 1)}
-    assert wf.state.response["body"] == {"ok": True, "calls": 3}
+    assert wf.state.response == {"ok": True, "calls": 3}
 
 
 async def test_5xx_fails_the_step_when_the_retries_run_out(
@@ -233,24 +269,28 @@ async def test_4xx_is_never_retried(
     assert wf.status is WorkflowStatus.FAILED
 
 
+@pytest.mark.parametrize("with_includes", [True, False], ids=["includes", "body-only"])
 async def test_without_fail_on_status_an_error_answer_is_stored(
-    config: ConfigDir, store: PersistenceProvider, server: LocalServer
+    config: ConfigDir, store: PersistenceProvider, server: LocalServer, with_includes: bool
 ) -> None:
+    keys: dict[str, Any] = {"includes": ["status_code", "body"]} if with_includes else {}
     write_http(
         config,
         "Http",
         http_config={"url": "{{ state.base_url }}/status/409"},
         output_key="response",
-        includes=["status_code", "body"],
         fail_on_status=False,
+        **keys,
     )
     wf = await start(config, store, server)
 
     await wf.next_step()
 
     assert wf.status is WorkflowStatus.COMPLETED
-    assert wf.state.response["status_code"] == 409
-    assert wf.state.response["body"]["error"] == "status 409"
+    body = wf.state.response["body"] if with_includes else wf.state.response
+    assert body["error"] == "status 409"
+    if with_includes:
+        assert wf.state.response["status_code"] == 409
 
 
 class CountingClient:
@@ -306,6 +346,58 @@ async def test_timeout_bounds_each_attempt(
     assert len(server.to("/slow")) == 2
     loaded = await config.builder(store).load_workflow(wf.id)
     assert loaded.status is WorkflowStatus.FAILED
+
+
+@pytest.mark.parametrize("where", ["http_config", "step"])
+async def test_an_empty_http_retry_policy_makes_one_attempt(
+    config: ConfigDir, store: PersistenceProvider, server: LocalServer, where: str
+) -> None:
+    http_config: dict[str, Any] = {"url": "{{ state.base_url }}/flaky/1"}
+    keys: dict[str, Any] = {}
+    if where == "http_config":
+        http_config["retry_policy"] = {}
+    else:
+        keys["retry_policy"] = {}
+    write_http(config, "Http", http_config=http_config, **keys)
+    wf = await start(config, store, server)
+
+    with pytest.raises(HttpStepError) as caught:
+        await wf.next_step()
+
+    # The generic default (3 attempts) would have succeeded on the second one.
+    assert caught.value.status_code == 503
+    assert len(server.to("/flaky/1")) == 1
+    assert wf.status is WorkflowStatus.FAILED
+
+
+def test_http_retry_policy_defaults_are_one_attempt_and_five_seconds(config: ConfigDir) -> None:
+    after = [{"name": "Check", "function": f"{H}.fail_once", "retry_policy": {}}]
+    write_http(config, "Http", http_config={"url": "http://x.invalid", "retry_policy": {}})
+    write_http(
+        config,
+        "Http2",
+        http_config={"url": "http://x.invalid"},
+        retry_policy={"backoff_multiplier": 3},
+        after=after,
+    )
+    builder = config.builder()
+
+    first = WorkflowDefinition.model_validate(builder.get_workflow_config("Http")).steps[0]
+    second, check = WorkflowDefinition.model_validate(builder.get_workflow_config("Http2")).steps
+
+    assert isinstance(first, HttpStep)
+    assert isinstance(second, HttpStep)
+    for policy in (first.http_config.retry_policy, second.retry_policy):
+        assert isinstance(policy, HttpRetryPolicy)
+        assert (policy.max_attempts, policy.delay_seconds) == (1, 5.0)
+        assert policy.delay_before(2) == 5.0
+    assert second.retry_policy is not None
+    assert second.retry_policy.backoff_multiplier == 3
+    # Other kinds keep the generic defaults.
+    assert isinstance(check, StandardStep)
+    assert check.retry_policy is not None
+    assert type(check.retry_policy) is not HttpRetryPolicy
+    assert (check.retry_policy.max_attempts, check.retry_policy.delay_seconds) == (3, 1.0)
 
 
 # -- the idempotency key across runs ---------------------------------------------------------

@@ -8,6 +8,7 @@ the key spellings of the original documentation (``saga_mode``/``saga_enabled``,
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,6 +18,8 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -31,6 +34,7 @@ __all__ = [
     "DecisionStep",
     "FireAndForgetStep",
     "HttpConfig",
+    "HttpRetryPolicy",
     "HttpStep",
     "HumanInLoopStep",
     "LoopStep",
@@ -75,6 +79,16 @@ class RetryPolicy(_Strict):
         return float(min(delay, self.max_delay_seconds))
 
 
+class HttpRetryPolicy(RetryPolicy):
+    """The ``retry_policy`` of an HTTP step (in ``http_config`` or on the step): the keys of
+    :class:`RetryPolicy`, with defaults of 1 attempt and 5 s delay."""
+
+    max_attempts: int = Field(1, ge=1, le=100)
+    """Attempts in all, the first included. Default 1."""
+    delay_seconds: float = Field(5.0, ge=0, validation_alias=AliasChoices("delay_seconds", "delay"))
+    """Delay before the first retry. Default 5 s."""
+
+
 class Route(_Strict):
     """One route of a DECISION (or any) step: ``{condition, target}`` or ``{default}``."""
 
@@ -97,6 +111,64 @@ class Route(_Strict):
         return self.default if self.default is not None else str(self.target)
 
 
+class InjectionRule(_Strict):
+    """One rule of ``dynamic_injection``: when it holds after the step completed, its steps are
+    inserted into this run's definition after the step (``insert_after``: after that step)."""
+
+    condition_key: str | None = None
+    """A dotted path into the state (``state.order.total`` or ``order.total``)."""
+    value_match: Any = None
+    """With ``condition_key``: the rule holds when the value equals this."""
+    value_is_not: list[Any] | None = None
+    """With ``condition_key``: the rule holds when the value is none of these."""
+    condition: str | None = None
+    """Instead of ``condition_key``: a condition expression (as in routes)."""
+    action: Literal["INSERT_AFTER_CURRENT"] = "INSERT_AFTER_CURRENT"
+    steps_to_insert: list[dict[str, Any]] = Field(min_length=1)
+    insert_after: str | None = None
+    audit_injection: bool = True
+    allowed_tenants: list[str] | None = None
+    """Only runs whose ``org_id`` is listed get the steps (None: every run)."""
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> InjectionRule:
+        if (self.condition_key is None) == (self.condition is None):
+            raise ValueError(
+                "an injection rule needs exactly one of 'condition_key' and 'condition'"
+            )
+        if self.condition is not None and (
+            self.value_match is not None or self.value_is_not is not None
+        ):
+            raise ValueError("'value_match' and 'value_is_not' go with 'condition_key'")
+        for index, config in enumerate(self.steps_to_insert):
+            try:
+                _STEP_ADAPTER().validate_python(config)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise ValueError(
+                    f"steps_to_insert[{index}]: {where}: {first['msg']}"
+                    if where
+                    else f"steps_to_insert[{index}]: {first['msg']}"
+                ) from None
+        return self
+
+
+class DynamicInjection(_Strict):
+    """``dynamic_injection``: the rule form ``{rules: [...]}``, or the expression form
+    ``{condition, steps, insert_after, audit_injection, allowed_tenants}`` (read as one rule)."""
+
+    rules: list[InjectionRule] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expression_form(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "rules" not in value and "condition" in value:
+            rule = {("steps_to_insert" if k == "steps" else k): v for k, v in value.items()}
+            return {"rules": [rule]}
+        return value
+
+
 class _StepBase(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
@@ -105,7 +177,7 @@ class _StepBase(_Strict):
     required_input: list[str] = Field(default_factory=list)
     automate_next: bool = False
     dependencies: list[str] = Field(default_factory=list)
-    dynamic_injection: dict[str, Any] | None = None
+    dynamic_injection: DynamicInjection | None = None
     retry_policy: RetryPolicy | None = None
     timeout_seconds: float | None = Field(None, gt=0)
     next: str | None = None
@@ -237,7 +309,7 @@ class HttpConfig(_Strict):
     """A mapping or list is sent as JSON, a string as it is; ``None``: no body."""
     timeout: float = Field(30.0, gt=0)
     """Seconds each attempt may take, connecting included. Default 30."""
-    retry_policy: RetryPolicy | None = None
+    retry_policy: HttpRetryPolicy | None = None
     """Retries of transport errors, timeouts and 5xx answers (never of 4xx)."""
 
     @field_validator("method", mode="before")
@@ -255,9 +327,11 @@ class HttpStep(_StepBase):
 
     type: Literal["HTTP"]
     http_config: HttpConfig
+    retry_policy: HttpRetryPolicy | None = None
+    """As ``http_config.retry_policy`` (give one of the two)."""
     output_key: str = "http_response"
     includes: list[Literal["body", "status_code", "headers"]] | None = None
-    """The parts of the response stored under ``output_key``; default: all three."""
+    """Without it the result is the parsed body; with it, a dict of the listed parts."""
     fail_on_status: bool = True
     merge_strategy: MergeStrategy = MergeStrategy.SHALLOW
 
@@ -365,6 +439,12 @@ StepDefinition = Annotated[
     ),
 ]
 """Any step; the ``type`` key (default STANDARD, case-insensitive) chooses the model."""
+
+
+@functools.cache
+def _STEP_ADAPTER() -> TypeAdapter[Any]:
+    """Validates one step configuration (steps inserted by ``dynamic_injection``)."""
+    return TypeAdapter(StepDefinition)
 
 
 def _normalize_step_type(step: Any) -> Any:

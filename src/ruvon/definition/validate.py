@@ -90,6 +90,19 @@ def _check_steps(
             issue("a DECISION step needs 'routes' or a 'function' that jumps", "routes")
         if step.next is not None and step.next != END and step.next not in names:
             issue(f"'next' names unknown step '{step.next}' (or use END)", "next")
+        if step.dynamic_injection is not None:
+            graph = any(other.dependencies for _, other in steps)
+            if graph:
+                issue(
+                    "dynamic_injection is not supported in a workflow with 'dependencies'",
+                    "dynamic_injection",
+                )
+            for r, rule in enumerate(step.dynamic_injection.rules):
+                if rule.condition is not None:
+                    try:
+                        evaluator.validate(rule.condition)
+                    except ExpressionError as exc:
+                        issue(f"invalid condition: {exc}", "dynamic_injection", "rules", r)
         for d, dependency in enumerate(step.dependencies):
             if dependency not in names:
                 issue(f"dependency '{dependency}' is not a step", "dependencies", d)

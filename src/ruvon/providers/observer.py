@@ -77,6 +77,27 @@ class WorkflowObserver:
     ) -> None:
         """A waiting workflow received input and runs again."""
 
+    async def on_child_workflow_started(
+        self, parent_id: str, child_id: str, child_type: str, step_name: str
+    ) -> None:
+        """Step ``step_name`` of ``parent_id`` started the child workflow ``child_id``; the
+        parent waits for it (PENDING_SUB_WORKFLOW)."""
+
+    async def on_compensation_started(
+        self, workflow_id: str, step_name: str, step_index: int
+    ) -> None:
+        """The compensation of ``step_name`` runs next (the rollback's commit made it next)."""
+
+    async def on_compensation_completed(
+        self, workflow_id: str, step_name: str, success: bool, error: str | None = None
+    ) -> None:
+        """The outcome of the compensation of ``step_name`` was committed."""
+
+    async def on_workflow_rolled_back(
+        self, workflow_id: str, workflow_type: str, step_name: str, error_message: str
+    ) -> None:
+        """A saga's rollback ended (after ``step_name`` failed); the run is FAILED_ROLLED_BACK."""
+
 
 class NoopObserver(WorkflowObserver):
     """Observes nothing; the default."""

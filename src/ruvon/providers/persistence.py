@@ -14,7 +14,7 @@ rejected by every store alike: the codec's ``TypeError`` propagates unchanged (i
 in :class:`PersistenceError`) and nothing of the call is written.
 
 The one rule every implementation must keep: :meth:`WorkflowStore.commit_workflow` writes the
-workflow row *and* the audit, metric and log entries that come with it (one
+workflow row *and* the audit, metric, log and compensation-log entries that come with it (one
 :class:`WorkflowCommit`) in one transaction, and only if the row's version is still the expected
 one.
 """
@@ -31,6 +31,13 @@ from ruvon.errors import (
     PersistenceError,
     TaskNotFoundError,
     WorkflowNotFoundError,
+)
+from ruvon.providers.compensation import (
+    COMPENSATE,
+    COMPENSATE_FAILED,
+    CompensationEntry,
+    CompensationLog,
+    check_compensation_action,
 )
 from ruvon.providers.records import (
     TASK_STATUSES,
@@ -50,9 +57,13 @@ from ruvon.providers.records import (
 from ruvon.providers.schedules import ScheduleStore
 
 __all__ = [
+    "COMPENSATE",
+    "COMPENSATE_FAILED",
     "TASK_STATUSES",
     "AuditEvent",
     "AuditLog",
+    "CompensationEntry",
+    "CompensationLog",
     "ConcurrencyConflictError",
     "DuplicateIdempotencyKeyError",
     "Heartbeat",
@@ -72,6 +83,7 @@ __all__ = [
     "WorkflowStore",
     "WorkflowUpdate",
     "check_aware",
+    "check_compensation_action",
     "check_page",
     "check_task_status",
 ]
@@ -107,8 +119,8 @@ class WorkflowStore(Protocol):
         ...
 
     async def commit_workflow(self, commit: WorkflowCommit) -> int:
-        """Write ``commit.update`` and the commit's audit, metric and log entries in one
-        transaction; return the new row version (``expected_version + 1``).
+        """Write ``commit.update`` and the commit's audit, metric, log and compensation-log
+        entries in one transaction; return the new row version (``expected_version + 1``).
 
         Raises :class:`ConcurrencyConflictError` (writing nothing) if the stored version is not
         ``commit.expected_version``, and :class:`WorkflowNotFoundError` if the workflow does not
@@ -119,7 +131,7 @@ class WorkflowStore(Protocol):
         returned as stored by the next load.
 
         Every JSON value of the call (the update's state, metadata, saga stack and progress,
-        audit data, metric tags, log metadata) is serialized with
+        audit data, metric tags, log metadata, compensation results and states) is serialized with
         :func:`ruvon.serialization.dumps` before anything is written. A value it cannot
         serialize (e.g. an arbitrary object) raises the codec's ``TypeError`` as is, not wrapped
         in :class:`PersistenceError`, and nothing is written: the stored workflow, its version
@@ -169,7 +181,8 @@ class WorkflowStore(Protocol):
         ...
 
     async def delete_workflow(self, workflow_id: str) -> bool:
-        """Delete a workflow with its audit, logs, metrics, heartbeat and tasks. False if absent."""
+        """Delete a workflow with its audit, logs, metrics, heartbeat, tasks and compensation
+        log. False if absent."""
         ...
 
 
@@ -298,6 +311,6 @@ class TaskQueue(Protocol):
 
 @runtime_checkable
 class PersistenceProvider(
-    WorkflowStore, AuditLog, HeartbeatStore, TaskQueue, ScheduleStore, Protocol
+    WorkflowStore, AuditLog, HeartbeatStore, TaskQueue, ScheduleStore, CompensationLog, Protocol
 ):
     """Everything the engine needs from a store."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ruvon.providers.compensation import CompensationEntry
 from ruvon.serialization import Encoded
 
 __all__ = [
@@ -147,10 +148,11 @@ class LogEntry:
 class WorkflowCommit:
     """One call of ``commit_workflow``: a workflow's new row and the entries written with it.
 
-    ``update`` is written, together with the ``audit``, ``metrics`` and ``logs`` entries, only
-    if the stored row is still at ``expected_version`` (the version the workflow was loaded or
-    last committed at). A provider reads the fields it knows by name, so a field added later
-    (with a default) breaks no provider.
+    ``update`` is written, together with the ``audit``, ``metrics``, ``logs`` and
+    ``compensations`` (compensation log) entries, only if the stored row is still at
+    ``expected_version`` (the version the workflow was loaded or last committed at). A provider
+    reads the fields it knows by name, so a field added later (with a default) breaks no
+    provider.
     """
 
     update: WorkflowUpdate
@@ -158,6 +160,7 @@ class WorkflowCommit:
     audit: Sequence[AuditEvent] = ()
     metrics: Sequence[MetricPoint] = ()
     logs: Sequence[LogEntry] = ()
+    compensations: Sequence[CompensationEntry] = ()
 
 
 @dataclass(frozen=True, slots=True)

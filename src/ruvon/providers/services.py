@@ -4,13 +4,45 @@ The builder fills them in; every :class:`~ruvon.steps.base.StepRun` carries them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ruvon.providers.http import HttpClient
 from ruvon.providers.secrets import SecretsProvider
 
-__all__ = ["NO_SERVICES", "StepServices"]
+__all__ = ["NO_SERVICES", "StartRequest", "StepServices", "WorkflowStarter"]
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """A workflow a step starts: a child it waits for, or an independent one it spawns."""
+
+    workflow_type: str
+    initial_data: Mapping[str, Any]
+    idempotency_key: str
+    """Derived from the starting run and step (and the attempt): running the step again after
+    a crash finds the workflow it already started instead of starting a second one."""
+    parent_execution_id: str | None = None
+    """Set for a child (its parent waits for it); ``None`` for a spawned, independent run."""
+    owner_id: str | None = None
+    org_id: str | None = None
+    data_region: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class WorkflowStarter(Protocol):
+    """Starts workflows for steps and tells parents about their children (the builder)."""
+
+    async def start_workflow_for(self, request: StartRequest) -> Any:
+        """Create (or, for a known idempotency key, find) the workflow; do not run it. Returns
+        the ``Workflow``."""
+        ...
+
+    async def notify_parent(self, child: Any) -> None:
+        """Tell the parent of ``child`` (a ``Workflow``) where its child is now, and go on up
+        the chain of parents."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,8 +51,11 @@ class StepServices:
 
     http_client: HttpClient | None = None
     secrets: SecretsProvider | None = None
-    starter: Any = None
-    """What starts child and spawned workflows (the builder); see ``ruvon.steps.spawn``."""
+    starter: WorkflowStarter | None = None
+    """What starts child and spawned workflows (the builder)."""
+    compiler: Callable[[Mapping[str, Any], str], Any] | None = None
+    """Compiles a definition snapshot (of the run with the given id): a run's definition with
+    dynamically injected steps."""
 
 
 NO_SERVICES = StepServices()

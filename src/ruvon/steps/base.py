@@ -31,6 +31,7 @@ from ruvon.providers.template_engine import TemplateEngine
 
 __all__ = [
     "DIRECTIVES",
+    "ChildSpec",
     "RunnerBase",
     "StepOutcome",
     "StepRun",
@@ -50,6 +51,16 @@ NOT_RETRIED = (*DIRECTIVES, StepResultError)
 """Exceptions that a retry cannot change: directives, and a result of the wrong shape."""
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """A child workflow a step asks for (``SUB_WORKFLOW`` or ``StartSubWorkflowDirective``)."""
+
+    workflow_type: str
+    initial_data: Mapping[str, Any]
+    owner_id: str | None = None
+    data_region: str | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +91,9 @@ class StepOutcome:
     """Run this function elsewhere (``ExecutionProvider.dispatch_async_task``): the workflow is
     committed PENDING_ASYNC with a dispatch token first, and the step completes when its result
     is reported (``Workflow.complete_async_step``)."""
+    spawn: ChildSpec | None = None
+    """Start this child workflow and wait for it: the run is committed PENDING_SUB_WORKFLOW
+    with the child's id, and the step completes when the child does."""
     cursor: Any = None
     """Not ``None`` when the step did only part of its work: ``result`` is merged and committed
     with this cursor (JSON-ready), and the step runs again — in the same call — with it as

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.definition.schema import StandardStep
-from ruvon.models import WorkflowJumpDirective, WorkflowPauseDirective, WorkflowStatus
-from ruvon.steps.base import RunnerBase, StepOutcome, StepRun, call_function
+from ruvon.models import (
+    StartSubWorkflowDirective,
+    WorkflowJumpDirective,
+    WorkflowPauseDirective,
+    WorkflowStatus,
+)
+from ruvon.steps.base import ChildSpec, RunnerBase, StepOutcome, StepRun, call_function
 
 __all__ = ["StandardRunner", "outcome_of_directive"]
 
@@ -48,4 +53,12 @@ class StandardRunner(RunnerBase):
             result = await call_function(step.function, step, run)
         except (WorkflowJumpDirective, WorkflowPauseDirective) as directive:
             return outcome_of_directive(directive, WorkflowStatus.PAUSED)
+        except StartSubWorkflowDirective as directive:
+            child = ChildSpec(
+                directive.workflow_type,
+                dict(directive.initial_data),
+                owner_id=directive.owner_id,
+                data_region=directive.data_region,
+            )
+            return StepOutcome(completes_step=False, spawn=child)
         return StepOutcome(result=result, routes=definition.routes)

@@ -21,16 +21,18 @@ deduplicates on it (send it as a header: ``Idempotency-Key: "{{ context.idempote
 applies one run of the step once. The number of completed runs per step is kept in the
 workflow's metadata under ``http_step_runs``.
 
-**Response.** ``{status_code, body, headers}`` (``body`` parsed when the response is JSON,
-else the text; header names in lower case), reduced to the parts listed in ``includes``, is
-the step's result under ``output_key`` (merged SHALLOW, or DEEP into the current value).
+**Response.** The step's result under ``output_key`` (merged SHALLOW, or DEEP into the
+current value) is, without ``includes``, the response's body: parsed when the response is JSON,
+else the text. With ``includes``, it is a dict of the listed parts of ``{status_code, body,
+headers}`` (header names in lower case).
 
 **Failures.** With ``fail_on_status`` (the default) a 4xx answer fails the step at once, and a
 5xx once the retries ran out, with :class:`HttpStepError` (``status_code``, ``body``); without
 it the answer is stored whatever its status (5xx still retried first). No response (connection
 failure, ``timeout``, which bounds each attempt) is an :class:`HttpStepError` with
-``status_code`` None. ``retry_policy`` (in ``http_config`` or on the step) retries only
-transport errors, timeouts and 5xx. Error messages show the URL without its query string and
+``status_code`` None. ``retry_policy`` (in ``http_config`` or on the step; an
+:class:`HttpRetryPolicy`, default 1 attempt and 5 s delay) retries only transport errors,
+timeouts and 5xx. Error messages show the URL without its query string and
 user info, with every secret value the templates read masked as ``***``.
 
 **Defaults.** The client and the secrets come from ``run.services``, which the builder fills:
@@ -52,7 +54,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ruvon.definition.compiled import CompiledStep
-from ruvon.definition.schema import HTTP_METHODS, HttpConfig, HttpStep
+from ruvon.definition.schema import HTTP_METHODS, HttpConfig, HttpRetryPolicy, HttpStep
 from ruvon.errors import HttpStepError, TemplateError
 from ruvon.models import MergeStrategy
 from ruvon.providers.http import HttpRequest, HttpResponse, HttpTransportError
@@ -242,7 +244,7 @@ class HttpRunner(RunnerBase):
                 "get its defaults; pass StepServices with both to a Workflow built by hand)"
             )
         secrets = _Secrets(provider)
-        policy = config.retry_policy or definition.retry_policy
+        policy: HttpRetryPolicy | None = config.retry_policy or definition.retry_policy
         attempts = policy.max_attempts if policy is not None else 1
         timeout = config.timeout
         if definition.timeout_seconds is not None:
@@ -291,14 +293,15 @@ class HttpRunner(RunnerBase):
             return response, body
 
         response, body = await with_retries(step, attempt, retryable=_retryable, policy=policy)
-        parts: dict[str, Any] = {
-            "status_code": response.status_code,
-            "body": body,
-            "headers": dict(response.headers),
-        }
+        stored: Any = body
         if definition.includes is not None:
-            parts = {key: value for key, value in parts.items() if key in definition.includes}
-        result: dict[str, Any] = {definition.output_key: parts}
+            parts = {
+                "status_code": response.status_code,
+                "body": body,
+                "headers": dict(response.headers),
+            }
+            stored = {key: value for key, value in parts.items() if key in definition.includes}
+        result: dict[str, Any] = {definition.output_key: stored}
         if definition.merge_strategy is MergeStrategy.DEEP:
             result = deep_into_state(run.state, result)
         return StepOutcome(

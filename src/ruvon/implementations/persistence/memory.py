@@ -24,6 +24,7 @@ from typing import Any
 
 from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
 from ruvon.implementations.persistence._columns import UPDATED_COLUMNS, WORKFLOW_COLUMNS
+from ruvon.implementations.persistence._memory_compensation import MemoryCompensationLog
 from ruvon.implementations.persistence._memory_entries import MemoryEntries, json_or_none, now
 from ruvon.implementations.persistence._memory_schedules import MemoryScheduleStore
 from ruvon.implementations.persistence._memory_tasks import MemoryTaskQueue
@@ -98,12 +99,15 @@ class _StoredWorkflow:
         return _with(self.record, {name: loads(text) for name, text in self.json.items()})
 
 
-class MemoryPersistenceProvider(MemoryScheduleStore, MemoryEntries, MemoryTaskQueue):
+class MemoryPersistenceProvider(
+    MemoryScheduleStore, MemoryEntries, MemoryCompensationLog, MemoryTaskQueue
+):
     """Keeps workflows, audit entries, logs, metrics, heartbeats, tasks and schedules in process
     memory.
 
     The workflow rows are here; entries and heartbeats are in ``_memory_entries``, the task
-    queue in ``_memory_tasks``, the cron schedules in ``_memory_schedules``.
+    queue in ``_memory_tasks``, the cron schedules in ``_memory_schedules``, the compensation
+    log in ``_memory_compensation``.
     """
 
     def __init__(self) -> None:
@@ -164,6 +168,9 @@ class MemoryPersistenceProvider(MemoryScheduleStore, MemoryEntries, MemoryTaskQu
         audit_entries = [(event, json_or_none(event.data)) for event in commit.audit]
         metric_entries = [(point, json_or_none(point.tags)) for point in commit.metrics]
         log_entries = [(entry, json_or_none(entry.metadata)) for entry in commit.logs]
+        compensations = (
+            self._encode_compensations(commit.compensations) if commit.compensations else ()
+        )
         current = self._workflows.get(update.workflow_id)
         if current is None:
             raise WorkflowNotFoundError(update.workflow_id)
@@ -182,6 +189,8 @@ class MemoryPersistenceProvider(MemoryScheduleStore, MemoryEntries, MemoryTaskQu
             record, {**current.json, **json}, current.seq
         )
         self._append_entries(update.workflow_id, audit_entries, metric_entries, log_entries, at)
+        if compensations:
+            self._append_compensations(update.workflow_id, compensations, at)
         return expected_version + 1
 
     def _matching(
@@ -274,6 +283,7 @@ class MemoryPersistenceProvider(MemoryScheduleStore, MemoryEntries, MemoryTaskQu
             self._idempotency.pop(stored.record.idempotency_key, None)
         self._drop_entries(workflow_id)
         self._drop_tasks(workflow_id)
+        self._drop_compensations(workflow_id)
         return True
 
     def _require(self, workflow_id: str) -> None:

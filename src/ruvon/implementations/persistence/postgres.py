@@ -25,6 +25,10 @@ from ruvon.implementations.persistence._pg_statements import (
     value_columns,
 )
 from ruvon.implementations.persistence._provider import SQLProvider
+from ruvon.implementations.persistence._sql_compensation import (
+    compensation_rows,
+    pg_commit_with_compensations,
+)
 from ruvon.providers.persistence import AuditEvent, WorkflowCommit, WorkflowRecord
 from ruvon.serialization import loads, serialize
 
@@ -362,22 +366,31 @@ class PostgresPersistenceProvider(SQLProvider):
             _rows.metric_rows(workflow_id, metrics) if metrics else [],
             _rows.log_rows(workflow_id, logs) if logs else [],
         )
+        if commit.compensations:  # a saga's rollback: its log entries in the same transaction
+            return await self._commit_one(job, compensation_rows(workflow_id, commit.compensations))
         group = self._group
         if group is None:
             return await self._commit_one(job)
         return await group.commit(job)
 
-    async def _commit_one(self, commit: Commit) -> int:
-        """One commit, one statement."""
+    async def _commit_one(
+        self, commit: Commit, compensations: Sequence[tuple[Any, ...]] = ()
+    ) -> int:
+        """One commit, one statement (and the inserts of its ``compensations``, if any, in the
+        same transaction)."""
         pool = self._pool()
         workflow_id = commit.workflow_id
+        version: int | None
         args = list(commit.args)
         for rows in (commit.audit, commit.metrics, commit.logs):
             if rows:
                 args += value_columns(rows)
         statement = commit_sql(bool(commit.audit), bool(commit.metrics), bool(commit.logs))
         try:
-            version: int | None = await pool.fetchval(statement, *args)
+            if compensations:
+                version = await pg_commit_with_compensations(pool, statement, args, compensations)
+            else:
+                version = await pool.fetchval(statement, *args)
             if version is not None:
                 return version
             # The rare path: find out why nothing matched.

@@ -15,6 +15,10 @@ from typing import Any, TypeVar
 from ruvon.implementations.persistence import _rows, _sql
 from ruvon.implementations.persistence._migrations import migrate_sqlite
 from ruvon.implementations.persistence._provider import SQLProvider
+from ruvon.implementations.persistence._sql_compensation import (
+    SQLiteCompensatingCommit,
+    compensation_rows,
+)
 from ruvon.implementations.persistence._sqlite_writer import (
     Call,
     Commit,
@@ -219,6 +223,9 @@ class SQLitePersistenceProvider(SQLProvider):
             _rows.metric_rows(workflow_id, metrics) if metrics else (),
             _rows.log_rows(workflow_id, logs) if logs else (),
         )
+        if commit.compensations:  # a saga's rollback: its log entries in the same transaction
+            rows = compensation_rows(workflow_id, commit.compensations)
+            job = SQLiteCompensatingCommit(job, rows)
         version: int = await self._submit(job)
         return version
 

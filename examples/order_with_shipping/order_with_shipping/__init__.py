@@ -1,0 +1,1 @@
+"""The order-with-shipping example: models and step functions."""

@@ -1,0 +1,1 @@
+"""The trip-booking example: a saga's models and step functions."""
