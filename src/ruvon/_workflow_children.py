@@ -38,8 +38,16 @@ logger = logging.getLogger("ruvon.workflow")
 CHILD_ATTEMPTS_KEY = "sub_workflow_attempts"
 """Workflow metadata: step name -> how many children the step has started."""
 
+ROLLED_BACK_KEY = "rolled_back"
+"""Workflow metadata: True once a saga run compensated its steps (it cannot be retried)."""
+
 RESULTS_KEY = "sub_workflow_results"
 """Workflow metadata (and the state field, when the model has one): child id -> outcome."""
+
+
+class ChildWorkflowFailed(RuntimeError):
+    """Why a saga parent rolls back: its child workflow failed."""
+
 
 _WAITING_FOR_CHILD = frozenset(
     {WorkflowStatus.PENDING_SUB_WORKFLOW, WorkflowStatus.WAITING_CHILD_HUMAN_INPUT}
@@ -194,6 +202,10 @@ class ChildWorkflows(AsyncSteps):
         if status is WorkflowStatus.COMPLETED:
             await self._child_completed(step, child)
         elif status in _CHILD_FAILED:
+            stack = self._rollback_stack(step)
+            if stack:
+                await self._roll_back_for_child(step, child, stack)
+                return True
             await self._change_status(
                 WorkflowStatus.FAILED_CHILD_WORKFLOW,
                 AuditEvent(
@@ -231,6 +243,41 @@ class ChildWorkflows(AsyncSteps):
                 metadata=_without_waiting_marks(self.metadata),
             )
         return True
+
+    async def _roll_back_for_child(
+        self, step: CompiledStep, child: Any, stack: list[dict[str, Any]]
+    ) -> None:
+        """A saga parent whose child failed (the child has compensated itself): compensate this
+        run's own completed steps, then end FAILED_CHILD_WORKFLOW (SAGA-06). Such a run is not
+        retryable: its steps were undone."""
+        status = child.status.value
+        error = ChildWorkflowFailed(f"Child workflow {child.id} ended {status}")
+        metadata = {
+            **self.metadata,
+            "failed_child_id": child.id,
+            "failed_child_status": status,
+            ROLLED_BACK_KEY: True,
+        }
+        audit = [
+            AuditEvent(
+                "SUB_WORKFLOW_FAILED",
+                step_name=step.name,
+                old_status=self.status.value,
+                new_status=WorkflowStatus.ACTIVE.value,
+                data={"child_id": child.id, "child_status": status},
+            )
+        ]
+        marker = await self._start_rollback(
+            step,
+            error,
+            stack,
+            metadata,
+            audit,
+            [],
+            [],
+            final_status=WorkflowStatus.FAILED_CHILD_WORKFLOW,
+        )
+        await self._continue_rollback(marker)
 
     async def _child_completed(self, step: CompiledStep, child: Any) -> None:
         outcome_of_child = {

@@ -84,6 +84,7 @@ ALLOWED_TRANSITIONS: Mapping[WorkflowStatus, frozenset[WorkflowStatus]] = {
             S.WAITING_HUMAN,
             S.COMPLETED,
             S.CANCELLED,
+            S.FAILED_CHILD_WORKFLOW,  # the end of a saga parent's rollback after its child failed
             *_FAILURES,
         }
     ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from typing import Any
 
-from ruvon._workflow_children import ChildWorkflows
+from ruvon._workflow_children import ROLLED_BACK_KEY, ChildWorkflows
 from ruvon.definition.compiled import CompiledWorkflow
 from ruvon.errors import (
     JumpTargetError,
@@ -289,7 +289,10 @@ class Workflow(ChildWorkflows):
         """
         async with self._lock:
             self._require_readable()
-            if self.status is WorkflowStatus.FAILED_ROLLED_BACK:
+            if self.status is WorkflowStatus.FAILED_ROLLED_BACK or (
+                self.status is WorkflowStatus.FAILED_CHILD_WORKFLOW
+                and self.metadata.get(ROLLED_BACK_KEY)
+            ):
                 raise WorkflowStateError(self._rolled_back_message("retried"))
             if self.status not in RETRYABLE_STATUSES:
                 raise WorkflowStateError(
@@ -321,7 +324,7 @@ class Workflow(ChildWorkflows):
 
     def _rolled_back_message(self, action: str) -> str:
         return (
-            f"Workflow {self.id} is FAILED_ROLLED_BACK and cannot be {action}: its completed "
+            f"Workflow {self.id} is {self.status.value} and cannot be {action}: its completed "
             "steps were compensated, so the run is final. Start a new workflow instead."
         )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ruvon import WorkflowStatus
+from ruvon.errors import WorkflowStateError
 from ruvon.providers.persistence import PersistenceProvider
 from tests.engine.test_saga_durable import Store, _calls, _compensating
 from tests.support.config import ConfigDir, workflow
@@ -74,6 +75,13 @@ async def test_the_child_compensates_itself_before_its_parent_fails(
     assert plan.status is WorkflowStatus.FAILED_CHILD_WORKFLOW
     assert plan.metadata["failed_child_status"] == "FAILED_ROLLED_BACK"
     assert _calls(child_id) == {"cancel_car": 1, "cancel_hotel": 1}
+    # Then the parent undoes its own steps (SAGA-06), after the child's rollback ended.
+    assert plan.state.cancelled == ["flight"]
+    parent_log = await persistence.get_compensation_log(plan.id)
+    assert [e.step_name for e in parent_log] == ["Flight"]
+    assert _calls(plan.id) == {"cancel_flight": 1}
+    with pytest.raises(WorkflowStateError, match="compensated"):
+        await plan.retry()  # its steps were undone: the run is final
 
 
 async def test_a_child_rollback_finished_later_fails_the_parent_then(
