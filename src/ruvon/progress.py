@@ -124,12 +124,13 @@ class Progress:
         for name in skipped:
             steps[name] = _SKIPPED
         steps[step_name] = _COMPLETED
+        dispatch, loops = self.dispatch, self.loops
         return Progress(
             self.cursor,
             steps,
             result,
-            _without(self.dispatch, step_name),
-            _without(self.loops, step_name),
+            _without(dispatch, step_name) if dispatch else dispatch,
+            _without(loops, step_name) if loops else loops,
         )
 
     def step_dispatched(self, step_name: str, token: str) -> Progress:
@@ -174,10 +175,11 @@ class Progress:
             return self
         if cursor is None:
             return Progress(None, self.steps, self.last_result, self.dispatch, self.loops)
+        steps, loops = self.steps, self.loops
         return Progress(
             cursor,
-            _without(self.steps, cursor),
+            _without(steps, cursor) if cursor in steps else steps,
             self.last_result,
             self.dispatch,
-            _without(self.loops, cursor),
+            _without(loops, cursor) if loops else loops,
         )

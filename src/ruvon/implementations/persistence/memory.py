@@ -15,7 +15,6 @@ freely.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,13 +141,15 @@ class MemoryPersistenceProvider(
         if record.id in self._workflows:
             raise PersistenceError(f"Workflow '{record.id}' already exists.")
         at = now()
-        plain = dataclasses.replace(
+        plain = _with(
             record,
-            **_JSON_LEFT_OUT,
-            version=1,
-            created_at=_utc(record.created_at) or at,
-            updated_at=at,
-            completed_at=_utc(record.completed_at),
+            {
+                **_JSON_LEFT_OUT,
+                "version": 1,
+                "created_at": _utc(record.created_at) or at,
+                "updated_at": at,
+                "completed_at": _utc(record.completed_at),
+            },
         )
         stored = _StoredWorkflow(plain, json, self._id())
         self._workflows[record.id] = stored
