@@ -399,3 +399,35 @@ async def test_a_child_that_cannot_be_created_fails_the_step(
     assert stored.status == "FAILED"
     assert "NoSuchType" in (stored.error_message or "")
     assert (await audit_types(persistence, parent.id))[-2:] == ["STEP_FAILED", "WORKFLOW_FAILED"]
+
+
+async def test_a_spawned_run_that_fails_leaves_its_spawner_alone(
+    chain: ConfigDir, persistence: PersistenceProvider
+) -> None:
+    chain.write(
+        "CarelessSpawner",
+        workflow(
+            "CarelessSpawner",
+            f"""
+            - name: Kick
+              type: FIRE_AND_FORGET
+              target_workflow_type: Fragile
+              initial_data_template:
+                order_id: "{{{{ state.order_id }}}}-doomed"
+              automate_next: true
+            - name: Finish
+              function: {STEPS}.mark
+            """,
+        ),
+    )
+    builder = chain.builder(persistence)
+    parent = await builder.create_workflow(
+        "CarelessSpawner", {"order_id": f"P9-{uuid.uuid4().hex}"}
+    )
+    await parent.next_step()
+
+    assert parent.status is WorkflowStatus.COMPLETED
+    assert parent.state.visited == ["Finish"]
+    [spawned] = await builder.list_workflows(workflow_type="Fragile", status="FAILED", limit=1000)
+    assert spawned.metadata["spawned_by"] == parent.id
+    assert spawned.parent_execution_id is None
