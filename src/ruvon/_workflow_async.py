@@ -107,6 +107,9 @@ class AsyncSteps(DagStages):
             await self._apply_completion(step, token, None, exc, started)
             raise
         if isinstance(returned, TaskDispatched):
+            monitor = self._services.monitor
+            if monitor is not None:  # beats while it runs in the background (see _reporter)
+                self._away[token] = monitor.enter(self._persistence, self.id, step.name)
             return False
         # Ran at once (the sync provider): complete the step in this call.
         error = await self._apply_completion(step, token, returned, None, started)
@@ -122,6 +125,10 @@ class AsyncSteps(DagStages):
         async def report(
             result: dict[str, Any] | None = None, error: BaseException | None = None
         ) -> bool:
+            running = self._away.pop(token, None)
+            monitor = self._services.monitor
+            if running is not None and monitor.leave(running):
+                await monitor.forget(running)
             for _ in range(_REPORT_ATTEMPTS):
                 try:
                     return await self.complete_async_step(

@@ -98,6 +98,8 @@ class WorkflowCore:
         # A reload restores the previous step's result for the next step's context.
         self._last_result: dict[str, Any] | None = self.progress.last_result
         self._actor: str | None = None
+        self._away: dict[str, Any] = {}
+        """Steps of this run in the background, by dispatch token (their heartbeat entries)."""
         self._broken: BaseException | None = None
         """Why this object may not drive the run any more (its state is unreadable, or the
         record of a failure could not be committed)."""

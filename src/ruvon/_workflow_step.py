@@ -104,10 +104,16 @@ class StepCycle(StepChecks):
         run.validated_input = validated
         logger.info("Starting step: %s", step.name)
         started = time.perf_counter()
+        monitor = self._services.monitor
+        running = monitor.enter(self._persistence, self.id, step.name) if monitor else None
         try:
             if runner is None:
                 raise StepNotImplementedError(step.name, step.kind.value)
-            outcome = await runner.run(step, run)
+            try:
+                outcome = await runner.run(step, run)
+            finally:
+                if running is not None and monitor.leave(running):
+                    await monitor.forget(running)
             state, state_json = self._settle(step, outcome.result)
             if step.definition.dynamic_injection is not None and outcome.completes_step:
                 self._inject(step, state)  # before routing: targets may move

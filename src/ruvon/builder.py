@@ -44,6 +44,7 @@ from ruvon.providers.template_engine import TemplateEngine
 from ruvon.serialization import jsonable
 from ruvon.settings import persistence_from_url
 from ruvon.state import dump_state, new_state
+from ruvon.step_monitor import StepMonitor
 from ruvon.workflow import Workflow
 
 __all__ = ["WorkflowBuilder"]
@@ -100,6 +101,7 @@ class WorkflowBuilder(ChildStarts):
         observer: object | None = None,
         http_client: HttpClient | None = None,
         secrets_provider: SecretsProvider | None = None,
+        heartbeat_interval_seconds: float | None = 30.0,
     ) -> None:
         self.expression_evaluator_cls = expression_evaluator_cls
         self.template_engine_cls = template_engine_cls
@@ -112,6 +114,10 @@ class WorkflowBuilder(ChildStarts):
         """The HTTP steps' client (``None``: a default ``HttpxClient``, made when needed)."""
         self.secrets_provider = secrets_provider
         """Where templates' ``secrets`` come from (``None``: environment variables)."""
+        self.step_monitor = (
+            None if heartbeat_interval_seconds is None else StepMonitor(heartbeat_interval_seconds)
+        )
+        """Writes heartbeats for steps that outlive the interval (``None``: disabled)."""
         self._initialized: set[int] = set()
         self._services_cache = NO_SERVICES
         self._definitions = DefinitionSource(workflow_registry, config_dir, evaluator)
@@ -287,6 +293,7 @@ class WorkflowBuilder(ChildStarts):
             http_client=self.http_client or default_http_client(),
             secrets=self.secrets_provider or _ENVIRONMENT_SECRETS,
             starter=self,
+            monitor=self.step_monitor,
             compiler=self._definitions.compile_snapshot,
         )
         if services != self._services_cache:
@@ -426,7 +433,10 @@ class WorkflowBuilder(ChildStarts):
 
     async def close(self) -> None:
         """Close the builder's default providers that it initialized (persistence, execution,
-        observer). Providers passed to single calls belong to the caller."""
+        observer) and stop the heartbeat task. Providers passed to single calls belong to the
+        caller."""
+        if self.step_monitor is not None:
+            await self.step_monitor.close()
         for resource in (
             self.persistence_provider,
             self.execution_provider,

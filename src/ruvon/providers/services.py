@@ -53,6 +53,9 @@ class StepServices:
     secrets: SecretsProvider | None = None
     starter: WorkflowStarter | None = None
     """What starts child and spawned workflows (the builder)."""
+    monitor: Any = None
+    """The engine's heartbeat (``ruvon.step_monitor.StepMonitor``): every running step is
+    registered with it; ``None``: no heartbeats."""
     compiler: Callable[[Mapping[str, Any], str], Any] | None = None
     """Compiles a definition snapshot (of the run with the given id): a run's definition with
     dynamically injected steps."""
