@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ruvon._workflow_retries import DurableRetries, retry_due_at
 from ruvon.dag import Dependencies, dependencies_of
 from ruvon.definition.compiled import CompiledStep, CompiledWorkflow
 from ruvon.errors import (
@@ -98,6 +99,8 @@ class WorkflowCore:
         # A reload restores the previous step's result for the next step's context.
         self._last_result: dict[str, Any] | None = self.progress.last_result
         self._actor: str | None = None
+        self._retries = DurableRetries(self)
+        """Commits failed attempts of steps with a retry policy (see ``_workflow_retries``)."""
         self._away: dict[str, Any] = {}
         """Steps of this run in the background, by dispatch token (their heartbeat entries)."""
         self._broken: BaseException | None = None
@@ -176,6 +179,14 @@ class WorkflowCore:
         if 0 <= self.current_step_index < len(self._compiled.steps):
             return self._compiled.steps[self.current_step_index].public
         return None
+
+    @property
+    def retry_at(self) -> datetime | None:
+        """When the next attempt of a step between retries is due (``None``: no step waits
+        for a retry). A ``next_step`` before that time is refused when the wait is long."""
+        times = [retry_due_at(entry) for entry in self.progress.retries.values()]
+        due = [at for at in times if at is not None]
+        return min(due) if due else None
 
     @property
     def injected_steps(self) -> list[dict[str, Any]]:

@@ -3,19 +3,23 @@ state), route, and commit the outcome with its audit entry; chained by ``automat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel
 
 from ruvon import observing
 from ruvon._workflow_checks import StepChecks
+from ruvon._workflow_retries import retry_due_at
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.errors import (
     StepNotImplementedError,
+    WorkflowStateError,
 )
 from ruvon.injection import INJECTED_KEY
 from ruvon.models import (
@@ -29,7 +33,7 @@ from ruvon.providers.persistence import (
     MetricPoint,
 )
 from ruvon.serialization import Encoded, jsonable
-from ruvon.steps import STEP_RUNNERS, StepOutcome, StepRun
+from ruvon.steps import STEP_RUNNERS, RetryScheduled, StepOutcome, StepRun
 
 __all__ = ["StepCycle"]
 
@@ -93,11 +97,14 @@ class StepCycle(StepChecks):
             metadata=self.metadata,
             cursor=self.progress.loops.get(step.name),
             services=self._services,
+            retries=self._retries,
         )
         if self._dag is not None and resuming is None:
             stage = self._stage(step)
             if stage:
                 return await self._run_stage(stage, run, user_input)
+        if self.progress.retries:
+            await self._await_retry(step)
         runner = STEP_RUNNERS.get(step.kind)
         # Invalid input changes nothing: it is refused before the step starts.
         validated = self._validate_input(step, runner, run) if first else None
@@ -118,6 +125,11 @@ class StepCycle(StepChecks):
             if step.definition.dynamic_injection is not None and outcome.completes_step:
                 self._inject(step, state)  # before routing: targets may move
             target = self._route(step, outcome, state)
+        except RetryScheduled as scheduled:
+            # The failed attempt is committed; the next one is due later (Workflow.retry_at).
+            logger.info("%s; the run waits for it", scheduled)
+            self._drop_injection()
+            return None, False
         except Exception as exc:
             self._drop_injection()
             await self._fail(step, exc, resuming, user_input)
@@ -276,6 +288,23 @@ class StepCycle(StepChecks):
             self._drop_injection()
             raise
         self._injecting = None
+
+    async def _await_retry(self, step: CompiledStep) -> None:
+        """Before running a step between retries: wait for its next attempt when that is
+        close, refuse (WorkflowStateError, nothing changed) when it is far."""
+        due = retry_due_at(self.progress.retries.get(step.name))
+        if due is None:
+            return
+        wait = (due - datetime.now(timezone.utc)).total_seconds()
+        if wait <= 0:
+            return
+        park = self._services.retry_park_after_seconds
+        if park is not None and wait >= park:
+            raise WorkflowStateError(
+                f"Workflow {self.id} waits until {due.isoformat()} to retry step "
+                f"'{step.name}' (Workflow.retry_at); the worker runs it then."
+            )
+        await asyncio.sleep(wait)
 
     def _stage(self, step: CompiledStep) -> list[StageMember]:
         """The DAG stage ``step`` runs in (see ``_workflow_dag``); empty: it runs alone."""

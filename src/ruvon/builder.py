@@ -9,20 +9,16 @@ import inspect
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from ruvon._builder_children import ChildStarts
+from ruvon._builder_definitions import DefinitionAccess
 from ruvon.definition.compiled import CompiledWorkflow
-from ruvon.definition.loader import _IMPORT_CACHE as IMPORT_CACHE
-from ruvon.definition.loader import clear_import_cache
-from ruvon.definition.loader import import_callable as _import_callable
 from ruvon.definition.source import DefinitionSource
 from ruvon.errors import (
-    DefinitionIssue,
     IdempotencyConflictError,
     WorkflowNotFoundError,
 )
@@ -31,7 +27,6 @@ from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEv
 from ruvon.implementations.http import default_http_client
 from ruvon.implementations.secrets.env import EnvironmentSecrets
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
-from ruvon.injection import INJECTED_KEY, injected_snapshot
 from ruvon.models import WorkflowStatus
 from ruvon.observing import ObserverHub
 from ruvon.providers.execution import ExecutionProvider
@@ -69,7 +64,7 @@ def _payload_digest(workflow_type: str, initial_data: Mapping[str, Any] | None) 
     return hashlib.sha256(payload).hexdigest()
 
 
-class WorkflowBuilder(ChildStarts):
+class WorkflowBuilder(DefinitionAccess, ChildStarts):
     """Creates and loads workflows.
 
     All of these work::
@@ -85,9 +80,6 @@ class WorkflowBuilder(ChildStarts):
     by ``RUVON_DATABASE_URL`` (default: the SQLite file ``ruvon.db``).
     """
 
-    _import_cache: dict[str, Any] = IMPORT_CACHE
-    """Imported step functions and models, shared by all builders (see clear_import_cache)."""
-
     def __init__(
         self,
         workflow_registry: Mapping[str, Any] | str | os.PathLike[str] | None = None,
@@ -102,6 +94,7 @@ class WorkflowBuilder(ChildStarts):
         http_client: HttpClient | None = None,
         secrets_provider: SecretsProvider | None = None,
         heartbeat_interval_seconds: float | None = 30.0,
+        retry_park_after_seconds: float | None = 30.0,
     ) -> None:
         self.expression_evaluator_cls = expression_evaluator_cls
         self.template_engine_cls = template_engine_cls
@@ -118,120 +111,13 @@ class WorkflowBuilder(ChildStarts):
             None if heartbeat_interval_seconds is None else StepMonitor(heartbeat_interval_seconds)
         )
         """Writes heartbeats for steps that outlive the interval (``None``: disabled)."""
+        self.retry_park_after_seconds = retry_park_after_seconds
+        """A retry backoff at least this long parks the run (``Workflow.retry_at``) instead of
+        holding the process (``None``: never)."""
         self._initialized: set[int] = set()
         self._services_cache = NO_SERVICES
         self._definitions = DefinitionSource(workflow_registry, config_dir, evaluator)
         """The registry, the config directory and the compiled definitions."""
-
-    # -- the definitions' source -----------------------------------------------------------
-
-    @property
-    def registry(self) -> dict[str, dict[str, Any]]:
-        """The registered types: ``{type: registry entry}``."""
-        return self._definitions.registry
-
-    @registry.setter
-    def registry(self, value: dict[str, dict[str, Any]]) -> None:
-        self._definitions.registry = value
-
-    @property
-    def registry_path(self) -> Path | None:
-        """The registry file read, if any."""
-        return self._definitions.registry_path
-
-    @registry_path.setter
-    def registry_path(self, value: Path | None) -> None:
-        self._definitions.registry_path = value
-
-    @property
-    def config_dir(self) -> Path:
-        """Where relative ``config_file`` paths are looked up and unregistered types found."""
-        return self._definitions.config_dir
-
-    @config_dir.setter
-    def config_dir(self, value: Path) -> None:
-        self._definitions.config_dir = value
-
-    @property
-    def expression_evaluator(self) -> ExpressionEvaluator:
-        """The evaluator of the builder's workflows; it checks conditions when compiling."""
-        return self._definitions.expression_evaluator
-
-    @expression_evaluator.setter
-    def expression_evaluator(self, value: ExpressionEvaluator) -> None:
-        self._definitions.expression_evaluator = value
-
-    def _compile(self, workflow_type: str) -> CompiledWorkflow:
-        return self._definitions.compile(workflow_type)
-
-    def _compile_snapshot(self, record: WorkflowRecord) -> CompiledWorkflow:
-        """The run's definition: its snapshot, with the steps injected into it, if any."""
-        snapshot = record.definition_snapshot
-        injected = record.metadata.get(INJECTED_KEY)
-        if injected:
-            snapshot = injected_snapshot(snapshot, injected)
-        return self._definitions.compile_snapshot(snapshot, record.id)
-
-    def override_step(
-        self,
-        step_name: str,
-        func: Callable[..., Any],
-        *,
-        workflow_type: str | None = None,
-    ) -> None:
-        """Run ``func`` instead of the function of every step called ``step_name`` (of
-        ``workflow_type`` only, if given) in the workflows this builder creates or loads from
-        now on. For tests: other builders, and the imported module, are untouched."""
-        self._definitions.override_step(step_name, func, workflow_type=workflow_type)
-
-    # -- definitions -----------------------------------------------------------------------
-
-    def list_workflow_types(self) -> list[str]:
-        """The registered workflow types."""
-        return self._definitions.list_workflow_types()
-
-    def get_workflow_config(self, workflow_type: str) -> dict[str, Any]:
-        """The resolved configuration of a type: registry entry + file, ``${ENV}`` and
-        ``{{parameters.x}}`` substituted, fully validated. Raises ValueError if unknown."""
-        return dict(self._compile(workflow_type).snapshot)
-
-    def get_state_model_class(self, workflow_type: str) -> type[Any]:
-        """The state model class of a type."""
-        return self._compile(workflow_type).state_model
-
-    def get_current_version(self, workflow_type: str) -> str | None:
-        """The ``workflow_version`` of the type's current file."""
-        return self._compile(workflow_type).definition.workflow_version
-
-    def validate(self, workflow_type: str | None = None) -> list[DefinitionIssue]:
-        """Load and check one type (or every registered type); raise a DefinitionError that
-        lists the problems of every file.
-
-        Returns the warnings (definitions that load but look wrong, such as a branch falling
-        through into another branch) of the types checked; they never fail loading.
-        """
-        return self._definitions.validate(workflow_type)
-
-    def reload_workflow_type(
-        self, workflow_type: str, yaml_content: str | None = None
-    ) -> dict[str, Any]:
-        """Forget the compiled definition (and imported functions); optionally replace the file's
-        content with ``yaml_content``. Running workflows keep their snapshots."""
-        self._definitions.reload(workflow_type, yaml_content)
-        return self.get_workflow_config(workflow_type)
-
-    @classmethod
-    def _import_from_string(cls, path: str) -> Any:
-        """Import ``pkg.module.attr`` (or ``pkg.module:attr``), cached for all builders."""
-        try:
-            return _import_callable(path)
-        except ImportError as exc:
-            raise ValueError(str(exc)) from exc
-
-    @classmethod
-    def clear_import_cache(cls) -> None:
-        """Forget every imported step function and model."""
-        clear_import_cache()
 
     # -- workflows -------------------------------------------------------------------------
 
@@ -294,6 +180,7 @@ class WorkflowBuilder(ChildStarts):
             secrets=self.secrets_provider or _ENVIRONMENT_SECRETS,
             starter=self,
             monitor=self.step_monitor,
+            retry_park_after_seconds=self.retry_park_after_seconds,
             compiler=self._definitions.compile_snapshot,
         )
         if services != self._services_cache:

@@ -59,6 +59,9 @@ class Progress:
     last_result: dict[str, Any] | None = None
     dispatch: Mapping[str, str] = field(default_factory=dict)
     loops: Mapping[str, Any] = field(default_factory=dict)
+    retries: Mapping[str, Any] = field(default_factory=dict)
+    """Step name -> ``{"attempts": <failed attempts committed>, "next_at": <ISO time of the
+    next attempt>}`` while a step with a retry policy is between attempts."""
 
     # -- reading and writing ---------------------------------------------------------------
 
@@ -74,6 +77,7 @@ class Progress:
             last_result=data.get("last_result"),
             dispatch=dict(data.get("dispatch") or {}),
             loops=dict(data.get("loops") or {}),
+            retries=dict(data.get("retries") or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -87,6 +91,8 @@ class Progress:
             data["dispatch"] = self.dispatch
         if self.loops:
             data["loops"] = self.loops
+        if self.retries:
+            data["retries"] = self.retries
         return data
 
     def _with(
@@ -97,6 +103,7 @@ class Progress:
         last_result: Any = ...,
         dispatch: Mapping[str, str] | None = None,
         loops: Mapping[str, Any] | None = None,
+        retries: Mapping[str, Any] | None = None,
     ) -> Progress:
         """A copy with the given fields changed (``dataclasses.replace`` is several times
         slower, and this runs on every commit)."""
@@ -106,6 +113,7 @@ class Progress:
             self.last_result if last_result is ... else last_result,
             self.dispatch if dispatch is None else dispatch,
             self.loops if loops is None else loops,
+            self.retries if retries is None else retries,
         )
 
     def status_of(self, step_name: str) -> StepStatus:
@@ -124,13 +132,14 @@ class Progress:
         for name in skipped:
             steps[name] = _SKIPPED
         steps[step_name] = _COMPLETED
-        dispatch, loops = self.dispatch, self.loops
+        dispatch, loops, retries = self.dispatch, self.loops, self.retries
         return Progress(
             self.cursor,
             steps,
             result,
             _without(dispatch, step_name) if dispatch else dispatch,
             _without(loops, step_name) if loops else loops,
+            _without(retries, step_name) if retries else retries,
         )
 
     def step_dispatched(self, step_name: str, token: str) -> Progress:
@@ -158,7 +167,13 @@ class Progress:
             if name not in self.dispatch or name == step_name
         }
         steps[step_name] = StepStatus.FAILED.value
-        return self._with(steps=steps, dispatch={})
+        return self._with(steps=steps, dispatch={}, retries=_without(self.retries, step_name))
+
+    def retry_scheduled(self, step_name: str, attempts: int, next_at: str) -> Progress:
+        """``attempts`` attempts of ``step_name`` failed; the next one is due at ``next_at``
+        (ISO 8601). The step stays current; its count survives a reload."""
+        entry = {"attempts": attempts, "next_at": next_at}
+        return self._with(retries={**self.retries, step_name: entry})
 
     def reset(self, step_name: str) -> Progress:
         """``step_name`` is PENDING again (a retried step)."""
@@ -174,12 +189,15 @@ class Progress:
         if cursor == self.cursor:
             return self
         if cursor is None:
-            return Progress(None, self.steps, self.last_result, self.dispatch, self.loops)
-        steps, loops = self.steps, self.loops
+            return Progress(
+                None, self.steps, self.last_result, self.dispatch, self.loops, self.retries
+            )
+        steps, loops, retries = self.steps, self.loops, self.retries
         return Progress(
             cursor,
             _without(steps, cursor) if cursor in steps else steps,
             self.last_result,
             self.dispatch,
             _without(loops, cursor) if loops else loops,
+            _without(retries, cursor) if retries else retries,
         )

@@ -74,6 +74,8 @@ async def test_a_step_retried_by_its_policy_completes(
     assert loaded.error_message is None
     assert await audit_types(persistence, workflow.id) == [
         "WORKFLOW_STARTED",
+        "STEP_RETRY_SCHEDULED",  # each failed attempt is committed before the next one
+        "STEP_RETRY_SCHEDULED",
         "STEP_EXECUTED",
         "WORKFLOW_COMPLETED",
     ]

@@ -53,6 +53,10 @@ class StepServices:
     secrets: SecretsProvider | None = None
     starter: WorkflowStarter | None = None
     """What starts child and spawned workflows (the builder)."""
+    retry_park_after_seconds: float | None = 30.0
+    """A retry backoff this long or longer is not waited for in the process: the run waits
+    with a wake-up time (``Workflow.retry_at``) that the worker honours. ``None``: always wait
+    in the process."""
     monitor: Any = None
     """The engine's heartbeat (``ruvon.step_monitor.StepMonitor``): every running step is
     registered with it; ``None``: no heartbeats."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from ruvon.models import StepKind
 from ruvon.steps.async_step import AsyncRunner
-from ruvon.steps.base import StepOutcome, StepRun, StepRunner
+from ruvon.steps.base import RetryScheduled, StepOutcome, StepRun, StepRunner
 from ruvon.steps.cron_schedule import CronScheduleRunner
 from ruvon.steps.decision import DecisionRunner
 from ruvon.steps.fire_and_forget import FireAndForgetRunner
@@ -17,7 +17,7 @@ from ruvon.steps.loop import LoopRunner
 from ruvon.steps.parallel import ParallelRunner
 from ruvon.steps.sub_workflow import SubWorkflowRunner
 
-__all__ = ["STEP_RUNNERS", "StepOutcome", "StepRun", "StepRunner"]
+__all__ = ["STEP_RUNNERS", "RetryScheduled", "StepOutcome", "StepRun", "StepRunner"]
 
 STEP_RUNNERS: Mapping[StepKind, StepRunner] = {
     StepKind.STANDARD: StandardRunner(),

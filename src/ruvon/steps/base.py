@@ -9,6 +9,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -32,6 +33,8 @@ from ruvon.providers.template_engine import TemplateEngine
 __all__ = [
     "DIRECTIVES",
     "ChildSpec",
+    "RetryLedger",
+    "RetryScheduled",
     "RunnerBase",
     "StepOutcome",
     "StepRun",
@@ -47,10 +50,41 @@ logger = logging.getLogger("ruvon.steps")
 DIRECTIVES = (WorkflowJumpDirective, WorkflowPauseDirective, StartSubWorkflowDirective)
 """Exceptions that steer the workflow; they are never retried."""
 
-NOT_RETRIED = (*DIRECTIVES, StepResultError)
-"""Exceptions that a retry cannot change: directives, and a result of the wrong shape."""
 
 T = TypeVar("T")
+
+
+class RetryScheduled(Exception):
+    """Raised by :func:`with_retries` when the next attempt is far enough away that the run
+    should not hold a process meanwhile: the attempt count and its time are committed, and
+    the call returns with the run waiting for that time (the worker drives it then)."""
+
+    def __init__(self, step_name: str, attempt: int, at: datetime) -> None:
+        super().__init__(f"Step '{step_name}' retries (attempt {attempt}) at {at.isoformat()}")
+        self.step_name = step_name
+        self.attempt = attempt
+        self.at = at
+
+
+NOT_RETRIED = (*DIRECTIVES, StepResultError, RetryScheduled)
+"""Exceptions that a retry cannot change: directives, a result of the wrong shape, and a
+retry already scheduled for later."""
+
+
+class RetryLedger(Protocol):
+    """Where a step's failed attempts are recorded durably (the engine): a crash between
+    attempts neither resets the count nor skips the backoff."""
+
+    def attempts_made(self, step: CompiledStep) -> int:
+        """Failed attempts of ``step`` already committed for this run (0: none)."""
+        ...
+
+    async def attempt_failed(
+        self, step: CompiledStep, attempt: int, delay: float, error: Exception
+    ) -> None:
+        """Commit that ``attempt`` failed and the next one is due in ``delay`` seconds; raise
+        :class:`RetryScheduled` when the run should wait for it without this process."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +161,8 @@ class StepRun:
     :attr:`StepOutcome.cursor` was committed; ``None`` when it starts."""
     services: StepServices = NO_SERVICES
     """The HTTP client, secrets and workflow starter the builder provides."""
+    retries: RetryLedger | None = None
+    """Where failed attempts are recorded (``None``: in memory only, as in tests of kinds)."""
 
     def context(self, step: CompiledStep, attempt: int = 1) -> StepContext:
         """The :class:`StepContext` passed to the step's function."""
@@ -230,7 +266,7 @@ async def call_function(spec: CallSpec, step: CompiledStep, run: StepRun) -> dic
         # A provider of someone else's may hand back what the function returned as it was.
         return returned if type(returned) is dict else step_result(step.name, returned)
 
-    return await with_retries(step, attempt)
+    return await with_retries(step, attempt, run=run)
 
 
 def _preemptible(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -282,16 +318,21 @@ async def with_retries(
     *,
     retryable: Callable[[Exception], bool] | None = None,
     policy: RetryPolicy | None = None,
+    run: StepRun | None = None,
 ) -> T:
     """Run ``attempt(n)`` until it succeeds or the retry policy is exhausted.
 
     ``policy`` replaces the step's own ``retry_policy`` when given. ``retryable`` decides
     whether a failure is worth another attempt (default: every exception but directives and
     :class:`StepResultError`, which are never retried); a failure it refuses is raised at once.
+    With ``run`` (and its ``retries`` ledger), each failed attempt that will be retried is
+    committed with the time of the next one before waiting for it, and counting goes on from
+    the attempts a previous process committed.
     """
     policy = policy if policy is not None else step.definition.retry_policy
     attempts = policy.max_attempts if policy is not None else 1
-    number = 1
+    ledger = run.retries if run is not None else None
+    number = 1 + (ledger.attempts_made(step) if ledger is not None and policy is not None else 0)
     while True:
         try:
             return await attempt(number)
@@ -302,17 +343,19 @@ async def with_retries(
                 raise
             if retryable is not None and not retryable(exc):
                 raise
-            number += 1
-            delay = policy.delay_before(number)
+            delay = policy.delay_before(number + 1)
             logger.warning(
                 "Step %s failed (%s: %s); attempt %d of %d in %.2fs",
                 step.name,
                 type(exc).__name__,
                 exc,
-                number,
+                number + 1,
                 attempts,
                 delay,
             )
+            if ledger is not None:
+                await ledger.attempt_failed(step, number, delay, exc)  # may raise RetryScheduled
+            number += 1
             await asyncio.sleep(delay)
 
 

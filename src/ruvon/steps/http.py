@@ -292,7 +292,9 @@ class HttpRunner(RunnerBase):
                 )
             return response, body
 
-        response, body = await with_retries(step, attempt, retryable=_retryable, policy=policy)
+        response, body = await with_retries(
+            step, attempt, retryable=_retryable, policy=policy, run=run
+        )
         stored: Any = body
         if definition.includes is not None:
             parts = {

@@ -221,7 +221,7 @@ class ParallelRunner(RunnerBase):
             described = {name: _describe(error) for name, error in errors.items()}
             raise ParallelExecutionError(step.name, described) from next(iter(errors.values()))
 
-        await with_retries(step, attempt)
+        await with_retries(step, attempt, run=run)
         return outcomes
 
     async def _merge(
