@@ -2,7 +2,8 @@
 
 The contract is a set of small Protocols (structural typing: a provider need not import Ruvon to
 satisfy them). :class:`PersistenceProvider` is their union, which is what the engine needs; the
-cron schedules' part, :class:`ScheduleStore`, is in :mod:`ruvon.providers.schedules`.
+cron schedules' part, :class:`ScheduleStore`, is in :mod:`ruvon.providers.schedules`, the
+crash recovery's conditional writes, :class:`RecoveryStore`, in :mod:`ruvon.providers.recovery`.
 The records below are the vocabulary of the contract; they are plain frozen data.
 
 Every JSON value (state, metadata, saga stack, progress, definition snapshot, audit data, log
@@ -54,6 +55,7 @@ from ruvon.providers.records import (
     check_page,
     check_task_status,
 )
+from ruvon.providers.recovery import RecoveryStore
 from ruvon.providers.schedules import ScheduleStore
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "MetricPoint",
     "PersistenceError",
     "PersistenceProvider",
+    "RecoveryStore",
     "ScheduleRecord",
     "ScheduleStore",
     "TaskNotFoundError",
@@ -311,6 +314,13 @@ class TaskQueue(Protocol):
 
 @runtime_checkable
 class PersistenceProvider(
-    WorkflowStore, AuditLog, HeartbeatStore, TaskQueue, ScheduleStore, CompensationLog, Protocol
+    WorkflowStore,
+    AuditLog,
+    HeartbeatStore,
+    TaskQueue,
+    ScheduleStore,
+    CompensationLog,
+    RecoveryStore,
+    Protocol,
 ):
     """Everything the engine needs from a store."""

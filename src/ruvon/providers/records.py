@@ -5,7 +5,7 @@ checks every store applies the same way."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -97,6 +97,17 @@ class WorkflowRecord:
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (the shape the REST API and CLI show)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def as_update(self, **changes: Any) -> WorkflowUpdate:
+        """The row's changing fields as stored, as a :class:`WorkflowUpdate`, with ``changes``
+        (field name → value) replacing some: a commit that changes only those (e.g. the zombie
+        scanner's recovery, a worker's claim)."""
+        values = {name: getattr(self, name) for name in _UPDATED_FIELDS}
+        values.update(changes)
+        return WorkflowUpdate(workflow_id=self.id, **values)
+
+
+_UPDATED_FIELDS = tuple(f.name for f in fields(WorkflowUpdate) if f.name != "workflow_id")
 
 
 @dataclass(frozen=True, slots=True)

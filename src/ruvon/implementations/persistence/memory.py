@@ -25,6 +25,7 @@ from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNot
 from ruvon.implementations.persistence._columns import UPDATED_COLUMNS, WORKFLOW_COLUMNS
 from ruvon.implementations.persistence._memory_compensation import MemoryCompensationLog
 from ruvon.implementations.persistence._memory_entries import MemoryEntries, json_or_none, now
+from ruvon.implementations.persistence._memory_recovery import MemoryRecovery
 from ruvon.implementations.persistence._memory_schedules import MemoryScheduleStore
 from ruvon.implementations.persistence._memory_tasks import MemoryTaskQueue
 from ruvon.models import statuses_matching
@@ -99,14 +100,15 @@ class _StoredWorkflow:
 
 
 class MemoryPersistenceProvider(
-    MemoryScheduleStore, MemoryEntries, MemoryCompensationLog, MemoryTaskQueue
+    MemoryScheduleStore, MemoryEntries, MemoryCompensationLog, MemoryTaskQueue, MemoryRecovery
 ):
     """Keeps workflows, audit entries, logs, metrics, heartbeats, tasks and schedules in process
     memory.
 
     The workflow rows are here; entries and heartbeats are in ``_memory_entries``, the task
     queue in ``_memory_tasks``, the cron schedules in ``_memory_schedules``, the compensation
-    log in ``_memory_compensation``.
+    log in ``_memory_compensation``, crash recovery's conditional writes in
+    ``_memory_recovery``.
     """
 
     def __init__(self) -> None:

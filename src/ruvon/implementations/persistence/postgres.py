@@ -29,6 +29,7 @@ from ruvon.implementations.persistence._sql_compensation import (
     compensation_rows,
     pg_commit_with_compensations,
 )
+from ruvon.implementations.persistence._sql_recovery import GuardedWrite, pg_guarded_write
 from ruvon.providers.persistence import AuditEvent, WorkflowCommit, WorkflowRecord
 from ruvon.serialization import loads, serialize
 
@@ -322,6 +323,13 @@ class PostgresPersistenceProvider(SQLProvider):
         except _DRIVER_ERRORS as exc:
             raise self._error(exc, action) from None
         return _affected(status)
+
+    async def _guarded_write(self, write: GuardedWrite) -> bool:
+        # One transaction on one connection, outside group commit (recoveries are rare).
+        try:
+            return await pg_guarded_write(self._pool(), write)
+        except _DRIVER_ERRORS as exc:
+            raise self._error(exc, write.action) from None
 
     # -- the two writes done the PostgreSQL way: one statement each ------------------------
 

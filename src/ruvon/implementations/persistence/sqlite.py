@@ -19,6 +19,7 @@ from ruvon.implementations.persistence._sql_compensation import (
     SQLiteCompensatingCommit,
     compensation_rows,
 )
+from ruvon.implementations.persistence._sql_recovery import GuardedWrite, sqlite_guarded_write
 from ruvon.implementations.persistence._sqlite_writer import (
     Call,
     Commit,
@@ -193,6 +194,10 @@ class SQLitePersistenceProvider(SQLProvider):
             return self._write(conn, lambda: conn.execute(sql, args).fetchall())
 
         return await self._call(work, action)
+
+    async def _guarded_write(self, write: GuardedWrite) -> bool:
+        # Alone on the database thread, in its own BEGIN IMMEDIATE transaction.
+        return await self._call(lambda conn: sqlite_guarded_write(conn, write), write.action)
 
     # -- the two writes, batched -----------------------------------------------------------
 
