@@ -23,21 +23,16 @@ import logging
 import os
 import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ruvon.heartbeat import default_worker_id
 from ruvon.providers.persistence import PersistenceProvider
 
 __all__ = ["StepMonitor", "default_worker_id"]
 
 logger = logging.getLogger("ruvon.heartbeat")
-
-
-def default_worker_id() -> str:
-    """``<hostname>-<pid>-<8 hex>``: this process, distinguishable from its restarts."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(slots=True, eq=False)
