@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import pytest
-
 from ruvon import WorkflowBuilder, WorkflowStatus
-from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon.providers.persistence import COMPENSATE, PersistenceProvider
+from ruvon.providers.persistence import COMPENSATE
+from tests.crash.support import lines, open_provider, run_until_killed
 
 STEPS_MODULE = """
 import os, pathlib, time
@@ -111,47 +106,6 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
-    """(database URL, PostgreSQL schema or None) shared by the child and the test."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'crash.db'}", None
-    url: str = request.getfixturevalue("postgres_url")
-    schema: str = request.getfixturevalue("postgres_schema")
-    return url, schema
-
-
-def _provider(url: str, schema: str | None) -> PersistenceProvider:
-    if schema is not None:
-        return PostgresPersistenceProvider(url, schema=schema, pool_min_size=1, pool_max_size=2)
-    return SQLitePersistenceProvider(url.removeprefix("sqlite:///"))
-
-
-def _run_until_killed(args: list[str], env: dict[str, str], work: Path) -> int:
-    """Start the child, wait until it is inside the hotel's cancellation, SIGKILL it; its exit
-    code."""
-    log = work / "child.log"
-    with (
-        log.open("w") as errors,
-        subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=errors) as child,
-    ):
-        deadline = time.monotonic() + 60
-        try:
-            while not (work / "in_cancel_hotel").exists():
-                assert child.poll() is None, f"child exited early: {log.read_text()}"
-                assert time.monotonic() < deadline, "the child never reached cancel_hotel"
-                time.sleep(0.05)
-            os.kill(child.pid, signal.SIGKILL)
-            return child.wait(timeout=30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().split() if path.exists() else []
-
-
 async def test_sigkill_mid_rollback_then_finish_it_elsewhere(
     tmp_path: Path, database: tuple[str, str | None]
 ) -> None:
@@ -167,16 +121,16 @@ async def test_sigkill_mid_rollback_then_finish_it_elsewhere(
     env = {**os.environ, "CRASH_WORK_DIR": str(work), "PYTHONPATH": str(tmp_path)}
 
     args = [sys.executable, "-c", CHILD, str(config), url, schema or ""]
-    assert _run_until_killed(args, env, work) == -signal.SIGKILL
+    assert run_until_killed(args, env, work, "in_cancel_hotel", "cancel_hotel") == -signal.SIGKILL
     workflow_id = (work / "in_cancel_hotel").read_text()
-    assert _lines(work / "calls") == ["car", "hotel"]
-    assert _lines(work / "effects") == ["car"]
+    assert lines(work / "calls") == ["car", "hotel"]
+    assert lines(work / "effects") == ["car"]
 
     # Another process (this one) finds the run where the kill left it: still rolling back.
     sys.path.insert(0, str(tmp_path))
     os.environ["CRASH_WORK_DIR"] = str(work)
     try:
-        provider = _provider(url, schema)
+        provider = open_provider(url, schema)
         builder = WorkflowBuilder(config_dir=config, persistence_provider=provider)
         await provider.initialize()
         found = [record.id for record in await provider.list_workflows(status="ACTIVE")]
@@ -200,8 +154,8 @@ async def test_sigkill_mid_rollback_then_finish_it_elsewhere(
         assert reread.state.cancelled == ["car", "hotel", "flight"]
         assert reread.completed_steps_stack == []
         # Every side effect exactly once; only the killed compensation was started twice.
-        assert _lines(work / "effects") == ["car", "hotel", "flight"]
-        assert _lines(work / "calls") == ["car", "hotel", "hotel", "flight"]
+        assert lines(work / "effects") == ["car", "hotel", "flight"]
+        assert lines(work / "calls") == ["car", "hotel", "hotel", "flight"]
         log = await provider.get_compensation_log(workflow_id)
         assert [e.step_name for e in log] == ["Car", "Hotel", "Flight"]
         audit = [e.event_type for e in await provider.get_audit_log(workflow_id)]

@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import pytest
-
 from ruvon import WorkflowBuilder, WorkflowStatus
-from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon.providers.persistence import PersistenceProvider
+from tests.crash.support import open_provider, run_until_killed
 
 STEPS_MODULE = """
 import os, pathlib, time
@@ -87,42 +81,6 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
-    """(database URL, PostgreSQL schema or None) shared by the child and the test."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'crash.db'}", None
-    url: str = request.getfixturevalue("postgres_url")
-    schema: str = request.getfixturevalue("postgres_schema")
-    return url, schema
-
-
-def _provider(url: str, schema: str | None) -> PersistenceProvider:
-    if schema is not None:
-        return PostgresPersistenceProvider(url, schema=schema, pool_min_size=1, pool_max_size=2)
-    return SQLitePersistenceProvider(url.removeprefix("sqlite:///"))
-
-
-def _run_until_killed(args: list[str], env: dict[str, str], work: Path) -> int:
-    """Start the child, wait until it is inside the Charge step, SIGKILL it; its exit code."""
-    log = work / "child.log"
-    with (
-        log.open("w") as errors,
-        subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=errors) as child,
-    ):
-        deadline = time.monotonic() + 60
-        try:
-            while not (work / "in_charge").exists():
-                assert child.poll() is None, f"child exited early: {log.read_text()}"
-                assert time.monotonic() < deadline, "the child never reached the Charge step"
-                time.sleep(0.05)
-            os.kill(child.pid, signal.SIGKILL)
-            return child.wait(timeout=30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-
-
 async def test_sigkill_mid_step_then_recover(
     tmp_path: Path, database: tuple[str, str | None]
 ) -> None:
@@ -138,14 +96,14 @@ async def test_sigkill_mid_step_then_recover(
     env = {**os.environ, "CRASH_WORK_DIR": str(work), "PYTHONPATH": str(tmp_path)}
 
     args = [sys.executable, "-c", CHILD, str(config), url, schema or ""]
-    assert _run_until_killed(args, env, work) == -signal.SIGKILL
+    assert run_until_killed(args, env, work, "in_charge", "the Charge step") == -signal.SIGKILL
     workflow_id = (work / "in_charge").read_text()
 
     # Another process (this one) finds the workflow where the crash left it.
     sys.path.insert(0, str(tmp_path))
     os.environ["CRASH_WORK_DIR"] = str(work)
     try:
-        provider = _provider(url, schema)
+        provider = open_provider(url, schema)
         builder = WorkflowBuilder(config_dir=config, persistence_provider=provider)
         await provider.initialize()
         found = [record.id for record in await provider.list_workflows(status="ACTIVE")]

@@ -14,21 +14,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ruvon import WorkflowBuilder, WorkflowStatus
-from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon.providers.persistence import PersistenceProvider
 from ruvon.worker import DrivenRun, Worker
 from ruvon.zombie_scanner import ZombieScanner
+from tests.crash.support import lines, open_provider, run_until_killed
 
 STEPS_MODULE = """
 import asyncio, os, pathlib
@@ -107,26 +103,6 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
-    """(database URL, PostgreSQL schema or None) shared by the child and the test."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'crash.db'}", None
-    url: str = request.getfixturevalue("postgres_url")
-    schema: str = request.getfixturevalue("postgres_schema")
-    return url, schema
-
-
-def _provider(url: str, schema: str | None) -> PersistenceProvider:
-    if schema is not None:
-        return PostgresPersistenceProvider(url, schema=schema, pool_min_size=1, pool_max_size=2)
-    return SQLitePersistenceProvider(url.removeprefix("sqlite:///"))
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().split() if path.exists() else []
-
-
 @pytest.fixture
 def killed(tmp_path: Path, database: tuple[str, str | None]) -> Iterator[tuple[Path, str]]:
     """A child process started the run and was SIGKILLed inside Charge; (work dir, run id).
@@ -141,24 +117,9 @@ def killed(tmp_path: Path, database: tuple[str, str | None]) -> Iterator[tuple[P
     (work / "hang").touch()
     env = {**os.environ, "CRASH_WORK_DIR": str(work), "PYTHONPATH": str(tmp_path)}
     args = [sys.executable, "-c", CHILD, str(config), url, schema or ""]
-    log = work / "child.log"
-    with (
-        log.open("w") as errors,
-        subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=errors) as child,
-    ):
-        deadline = time.monotonic() + 60
-        try:
-            while not (work / "in_charge").exists():
-                assert child.poll() is None, f"child exited early: {log.read_text()}"
-                assert time.monotonic() < deadline, "the child never reached the Charge step"
-                time.sleep(0.05)
-            os.kill(child.pid, signal.SIGKILL)
-            assert child.wait(timeout=30) == -signal.SIGKILL
-        finally:
-            if child.poll() is None:
-                child.kill()
-    assert _lines(work / "calls") == ["reserve", "charge"]
-    assert _lines(work / "effects") == ["reserve"]
+    assert run_until_killed(args, env, work, "in_charge", "the Charge step") == -signal.SIGKILL
+    assert lines(work / "calls") == ["reserve", "charge"]
+    assert lines(work / "effects") == ["reserve"]
 
     sys.path.insert(0, str(tmp_path))
     os.environ["CRASH_WORK_DIR"] = str(work)
@@ -185,7 +146,7 @@ async def test_a_killed_worker_is_detected_and_its_run_failed(
     killed: tuple[Path, str], database: tuple[str, str | None]
 ) -> None:
     work, workflow_id = killed
-    provider = _provider(*database)
+    provider = open_provider(*database)
     await provider.initialize()
     try:
         scanner = ZombieScanner(provider, stale_threshold_seconds=1.0, policy="fail")
@@ -207,7 +168,7 @@ async def test_a_killed_worker_is_detected_and_its_run_failed(
         logs = await provider.get_execution_logs(workflow_id, level="ERROR")
         assert logs[0].message.startswith("Workflow marked as FAILED_WORKER_CRASH")
         assert await provider.get_stale_heartbeats(0) == []
-        assert _lines(work / "effects") == ["reserve"]
+        assert lines(work / "effects") == ["reserve"]
     finally:
         await provider.close()
 
@@ -216,7 +177,7 @@ async def test_a_killed_workers_run_is_resumed_and_completed_by_a_worker(
     killed: tuple[Path, str], database: tuple[str, str | None], tmp_path: Path
 ) -> None:
     work, workflow_id = killed
-    provider = _provider(*database)
+    provider = open_provider(*database)
     builder = WorkflowBuilder(config_dir=tmp_path / "config", persistence_provider=provider)
     await provider.initialize()
     try:
@@ -232,8 +193,8 @@ async def test_a_killed_workers_run_is_resumed_and_completed_by_a_worker(
         assert workflow.state.charged and workflow.state.shipped
         # Reserve (committed before the kill) ran exactly once; Charge ran again, and its
         # effect happened once, by the attempt that committed.
-        assert _lines(work / "calls") == ["reserve", "charge", "charge", "ship"]
-        assert _lines(work / "effects") == ["reserve", "charge", "ship"]
+        assert lines(work / "calls") == ["reserve", "charge", "charge", "ship"]
+        assert lines(work / "effects") == ["reserve", "charge", "ship"]
         audit = [e.event_type for e in await provider.get_audit_log(workflow_id)]
         assert audit[:5] == [
             "WORKFLOW_STARTED",

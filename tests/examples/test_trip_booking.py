@@ -4,19 +4,12 @@ what it prints)."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.examples.conftest import run_example
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
-BLOCK = re.compile(r"```(?:yaml|python)\n(.*?)```", re.DOTALL)
-FILE_NAME = re.compile(r"# (\S+\.(?:yaml|py))\b")
+from tests.support.doc_examples import run_doc_example
 
 
 def _check(out: str) -> None:
@@ -51,40 +44,6 @@ def test_runs_on_postgres(tmp_path: Path, postgres_schema_url: str) -> None:
     assert not (tmp_path / "ruvon.db").exists()
 
 
-def _section(text: str) -> str:
-    start = text.index("### Saga compensation")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
-
-
 def test_the_saga_example_of_the_guide_runs(tmp_path: Path) -> None:
-    blocks = BLOCK.findall(_section(DOC.read_text(encoding="utf-8")))
-    program = None
-    for block in blocks:
-        named = FILE_NAME.match(block.splitlines()[0])
-        if named is None:
-            if "asyncio.run(main())" in block:
-                program = block
-            continue
-        path = tmp_path / named.group(1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(block, encoding="utf-8")
-    assert program is not None
-    (tmp_path / "main.py").write_text(program, encoding="utf-8")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RUVON_")}
-    done = subprocess.run(
-        [sys.executable, "main.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    promised = [
-        line.split("#", 1)[1].strip()
-        for line in program.splitlines()
-        if line.strip().startswith("print(") and "#" in line
-    ]
-    assert done.stdout.splitlines() == promised
+    example = run_doc_example("guide.md", "### Saga compensation", tmp_path, ends_at=("\n## ",))
+    assert example.stdout == example.promised
