@@ -42,6 +42,7 @@ EXPECTED = {
     "Workflow",
     "WorkflowBuilder",
     "WorkflowJumpDirective",
+    "WorkflowLeasedError",
     "WorkflowNotFoundError",
     "WorkflowObserver",
     "WorkflowPauseDirective",

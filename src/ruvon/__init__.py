@@ -31,6 +31,7 @@ from ruvon.errors import (
     TaskNotFoundError,
     TemplateError,
     UnknownWorkflowTypeError,
+    WorkflowLeasedError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "Workflow",
     "WorkflowBuilder",
     "WorkflowJumpDirective",
+    "WorkflowLeasedError",
     "WorkflowNotFoundError",
     "WorkflowObserver",
     "WorkflowPauseDirective",

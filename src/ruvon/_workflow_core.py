@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import socket
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -25,6 +27,7 @@ from ruvon.errors import (
     StoredStateError,
     WorkflowNotFoundError,
 )
+from ruvon.lease import RunLease
 from ruvon.models import (
     RETRYABLE_STATUSES,
     TERMINAL_STATUSES,
@@ -63,6 +66,9 @@ _BLOCKED_ON_CHILD = frozenset(
 )
 
 logger = logging.getLogger("ruvon.workflow")
+
+_THIS_PROCESS = f"{socket.gethostname()}-{os.getpid()}"
+"""The lease holder of workflows built without a step monitor (which names its process)."""
 
 
 class WorkflowCore:
@@ -109,6 +115,11 @@ class WorkflowCore:
         self._broken: BaseException | None = None
         """Why this object may not drive the run any more (its state is unreadable, or the
         record of a failure could not be committed)."""
+        monitor = services.monitor
+        self._lease = RunLease(
+            monitor.worker_id if monitor is not None else _THIS_PROCESS, services.lease_seconds
+        )
+        """This object's lease on the run while it drives it (``ruvon.lease``)."""
 
         self.id: str = record.id
         self.workflow_type: str = record.workflow_type
@@ -323,9 +334,13 @@ class WorkflowCore:
         status_step: str | None = None,
         compensations: Sequence[CompensationEntry] = (),
         blocked_on_child_id: str | None = None,
+        hold: bool = False,
     ) -> None:
         """Write the new position in one provider call; update this object only if it
         succeeded, then publish the transition to observers (:meth:`_publish`).
+
+        The commit is made under this object's lease, which it keeps (renewed) if ``hold``
+        (the call goes on with another step) and releases otherwise.
 
         ``state_json`` is the encoded JSON of ``state`` when the caller has already made it;
         ``progress`` the new progress record (its cursor is set here, from ``index``);
@@ -349,6 +364,8 @@ class WorkflowCore:
             audit = [e if e.user_id else dataclasses.replace(e, user_id=actor) for e in audit]
         stack = self.completed_steps_stack if stack is None else stack
         completed_at = datetime.now(timezone.utc) if completed else self.completed_at
+        lease = self._lease
+        until = lease.extended() if hold else None
         update = WorkflowUpdate(
             workflow_id=self.id,
             status=status.value,
@@ -362,6 +379,8 @@ class WorkflowCore:
             blocked_on_child_id=blocked,
             error_message=error_message,
             completed_at=completed_at,
+            lease_owner=None if until is None else lease.owner,
+            lease_expires_at=until,
         )
         self.version = await self._persistence.commit_workflow(
             WorkflowCommit(
@@ -371,8 +390,11 @@ class WorkflowCore:
                 metrics=metrics,
                 logs=logs,
                 compensations=compensations,
+                lease_holder=lease.owner,
             )
         )
+        if until is None:
+            lease.released()
         self.status = status
         self.state = state
         self._committed_state = state_json
@@ -386,6 +408,33 @@ class WorkflowCore:
         self.blocked_on_child_id = blocked
         if self._hub.enabled:
             await self._publish(old_status, notices, status_step)
+
+    async def _claim_lease(self) -> None:
+        """Make sure this object drives the run before a step function runs: claim the lease
+        (one write that also moves the version on) unless this object holds it with time to
+        spare. Raises ``WorkflowLeasedError`` if another driver holds it, and
+        ``ConcurrencyConflictError`` if the run moved on since this object last saw it."""
+        lease = self._lease
+        if lease.fresh():
+            return
+        grant = await self._persistence.claim_lease(
+            self.id, self.version, lease.owner, lease.seconds
+        )
+        lease.granted(grant.expires_at)
+        self.version = grant.version
+        self.updated_at = grant.updated_at
+
+    async def _release_lease(self) -> None:
+        """Let go of the lease if a call ends while holding it (normally its last commit
+        released it). A failure is logged: the lease then runs out by itself."""
+        lease = self._lease
+        if not lease.held:
+            return
+        lease.released()
+        try:
+            await self._persistence.release_lease(self.id, lease.owner)
+        except Exception:
+            logger.warning("Releasing the lease of workflow %s failed", self.id, exc_info=True)
 
     def _validated_state(self) -> Any:
         if isinstance(self.state, BaseModel):

@@ -162,6 +162,7 @@ class DagStages(StepCycle):
                 "duration_ms": duration_ms,
             },
         )
+        chained = all(member.step.definition.automate_next for member in stage)
         try:
             await self._commit(
                 status,
@@ -174,6 +175,7 @@ class DagStages(StepCycle):
                 state_json=state_json,
                 progress=progress,
                 notices=[notice],
+                hold=status is WorkflowStatus.ACTIVE and chained,
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
@@ -184,5 +186,4 @@ class DagStages(StepCycle):
                 break  # an inline sibling failed the run: the others are void
             token = tokens[member.step.name]
             await self._send(member.step, member.call, token, run, state, state_json)
-        chained = all(member.step.definition.automate_next for member in stage)
         return merged, self.status is WorkflowStatus.ACTIVE and chained

@@ -44,6 +44,8 @@ class DurableRetries:
     ) -> None:
         workflow = self._workflow
         next_at = datetime.now(timezone.utc) + timedelta(seconds=delay)
+        park = workflow._services.retry_park_after_seconds
+        parks = park is not None and delay >= park
         described = f"{type(error).__name__}: {error}"
         # The failed attempt's in-place changes are not kept: the committed state stands.
         state = workflow._rebuild_state(workflow._committed_state)
@@ -72,7 +74,7 @@ class DurableRetries:
                 )
             ],
             progress=workflow.progress.retry_scheduled(step.name, attempt, next_at.isoformat()),
+            hold=not parks,  # the next attempt runs in this call unless the run waits for it
         )
-        park = workflow._services.retry_park_after_seconds
-        if park is not None and delay >= park:
+        if parks:
             raise RetryScheduled(step.name, attempt + 1, next_at)

@@ -93,6 +93,7 @@ class RollbackPath(WorkflowCore):
             progress=self.progress.step_failed(step.name),
             notices=notices,
             since=_ACTIVE,
+            hold=True,  # the compensations run next, in this call
         )
         return marker
 
@@ -104,6 +105,7 @@ class RollbackPath(WorkflowCore):
                 f"Workflow {self.id} is {self.status.value} and not rolling back; there is "
                 "no rollback to resume."
             )
+        await self._claim_lease()  # before any compensation runs
         stack = self.completed_steps_stack
         notices: list[Notice] = []
         if stack and self._hub.enabled:
@@ -117,6 +119,7 @@ class RollbackPath(WorkflowCore):
                 [AuditEvent("COMPENSATION_RESUMED", data={"remaining": len(stack)})],
                 error_message=self.error_message,
                 notices=notices,
+                hold=True,
             )
         )
         return await self._continue_rollback(marker)
@@ -198,6 +201,7 @@ class RollbackPath(WorkflowCore):
             state_json=outcome.state_json,
             notices=notices,
             compensations=[entry],
+            hold=True,
         )
 
     async def _guarded(self, commit: Any) -> None:

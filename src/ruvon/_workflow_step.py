@@ -77,6 +77,7 @@ class StepCycle(StepChecks):
         resuming = normalize_status(self.status) if first and self.status.is_waiting else None
         if index >= len(steps):
             # A pause in the last step: resuming it completes the workflow.
+            await self._claim_lease()
             await self._finish_without_step(resuming)
             return {}, False
         step = steps[index]
@@ -102,6 +103,7 @@ class StepCycle(StepChecks):
         if self._dag is not None and resuming is None:
             stage = self._stage(step)
             if stage:
+                await self._claim_lease()
                 return await self._run_stage(stage, run, user_input)
         if self.progress.retries:
             await self._await_retry(step)
@@ -109,10 +111,15 @@ class StepCycle(StepChecks):
         # Invalid input changes nothing: it is refused before the step starts.
         validated = self._validate_input(step, runner, run) if first else None
         run.validated_input = validated
+        # The run is this call's before anything of the step runs (refusals above change
+        # nothing and need no lease).
+        await self._claim_lease()
         logger.info("Starting step: %s", step.name)
         started = time.perf_counter()
         monitor = self._services.monitor
-        running = monitor.enter(self._persistence, self.id, step.name) if monitor else None
+        running = (
+            monitor.enter(self._persistence, self.id, step.name, self._lease) if monitor else None
+        )
         try:
             if runner is None:
                 raise StepNotImplementedError(step.name, step.kind.value)
@@ -282,6 +289,8 @@ class StepCycle(StepChecks):
                 # A resumed wait was reported as ACTIVE; a paused step has moved the pointer on.
                 since=WorkflowStatus.ACTIVE if resuming is not None else old_status,
                 status_step=step.name if outcome.wait else None,
+                # automate_next goes on in this call: keep the lease for the next step.
+                hold=status is WorkflowStatus.ACTIVE and step.definition.automate_next,
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)
@@ -398,6 +407,7 @@ class StepCycle(StepChecks):
                 state_json=state_json,
                 progress=self.progress.step_progressed(step.name, outcome.cursor),
                 notices=[notice],
+                hold=True,  # the next part runs in this call
             )
         except Exception:
             self.state = self._rebuild_state(self._committed_state)

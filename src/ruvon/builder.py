@@ -95,6 +95,7 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
         secrets_provider: SecretsProvider | None = None,
         heartbeat_interval_seconds: float | None = 30.0,
         retry_park_after_seconds: float | None = 30.0,
+        lease_seconds: float | None = None,
     ) -> None:
         self.expression_evaluator_cls = expression_evaluator_cls
         self.template_engine_cls = template_engine_cls
@@ -114,6 +115,15 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
         self.retry_park_after_seconds = retry_park_after_seconds
         """A retry backoff at least this long parks the run (``Workflow.retry_at``) instead of
         holding the process (``None``: never)."""
+        interval = 30.0 if heartbeat_interval_seconds is None else heartbeat_interval_seconds
+        self.lease_seconds = 2 * interval if lease_seconds is None else float(lease_seconds)
+        """How long a driver's lease on a run holds without renewal (default: twice the
+        heartbeat interval, which renews the lease of long steps every half interval)."""
+        if self.lease_seconds <= interval:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must be longer than the heartbeat "
+                f"interval ({interval:g}), which renews the leases of long steps."
+            )
         self._initialized: set[int] = set()
         self._services_cache = NO_SERVICES
         self._definitions = DefinitionSource(workflow_registry, config_dir, evaluator)
@@ -181,6 +191,7 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
             starter=self,
             monitor=self.step_monitor,
             retry_park_after_seconds=self.retry_park_after_seconds,
+            lease_seconds=self.lease_seconds,
             compiler=self._definitions.compile_snapshot,
         )
         if services != self._services_cache:

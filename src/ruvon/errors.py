@@ -26,6 +26,7 @@ documentation catch as ``ValueError`` also derive from ``ValueError``::
         ├── WorkflowNotFoundError (ValueError)
         ├── TaskNotFoundError (ValueError)  the task queue has no task with this id
         ├── ConcurrencyConflictError         a stale writer: another one advanced the workflow
+        │   └── WorkflowLeasedError          another driver holds the run's lease right now
         └── DuplicateIdempotencyKeyError
 
 ``DefinitionWarning`` (a ``UserWarning``, not raised) describes a definition that loads but
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class RuvonError(Exception):
@@ -275,6 +277,29 @@ class ConcurrencyConflictError(PersistenceError):
         super().__init__(
             f"Workflow '{workflow_id}' was modified concurrently (expected version "
             f"{expected_version}); reload it and try again. Nothing was written."
+        )
+
+
+class WorkflowLeasedError(ConcurrencyConflictError):
+    """Somebody else drives the workflow right now (it holds the run's lease); nothing was run
+    or written. Try again once their call has ended, or after ``lease_expires_at``."""
+
+    def __init__(
+        self,
+        workflow_id: str,
+        expected_version: int,
+        owner: str | None,
+        expires_at: datetime | None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.expected_version = expected_version
+        self.owner = owner
+        self.expires_at = expires_at
+        until = expires_at.isoformat() if expires_at is not None else "unknown"
+        PersistenceError.__init__(
+            self,
+            f"Workflow '{workflow_id}' is being driven by {owner} (lease until {until}); "
+            "nothing was run or written. Try again when that call has ended.",
         )
 
 

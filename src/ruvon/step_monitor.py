@@ -10,6 +10,10 @@ most steps) costs no database write, and a step that outlives it is visible to t
 :class:`~ruvon.zombie_scanner.ZombieScanner`: a worker that dies in the middle of a long step
 leaves a heartbeat that goes stale.
 
+The same write renews the lease its driver holds on the run (``ruvon.lease``): a short step
+lives on the lease its call claimed or its previous commit renewed, a long one is renewed
+every half interval.
+
 A step that runs elsewhere in the background (an ASYNC step on the thread pool) is registered
 from its dispatch until its report is applied. A failing heartbeat write is logged and never
 fails the step.
@@ -28,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ruvon.heartbeat import default_worker_id
+from ruvon.lease import RunLease
 from ruvon.providers.persistence import PersistenceProvider
 
 __all__ = ["StepMonitor", "default_worker_id"]
@@ -45,6 +50,8 @@ class RunningStep:
     started: float = field(default_factory=time.monotonic)
     beating: bool = False
     """True once a heartbeat row was written for it."""
+    lease: RunLease | None = None
+    """The lease its driver holds on the run, renewed with each heartbeat."""
 
 
 class StepMonitor:
@@ -59,10 +66,15 @@ class StepMonitor:
         self._task: asyncio.Task[None] | None = None
 
     def enter(
-        self, persistence: PersistenceProvider, workflow_id: str, step_name: str
+        self,
+        persistence: PersistenceProvider,
+        workflow_id: str,
+        step_name: str,
+        lease: RunLease | None = None,
     ) -> RunningStep:
-        """Register a step that starts now; give the result to :meth:`leave`."""
-        step = RunningStep(persistence, workflow_id, step_name)
+        """Register a step that starts now (run under ``lease``, renewed with its heartbeats);
+        give the result to :meth:`leave`."""
+        step = RunningStep(persistence, workflow_id, step_name, lease=lease)
         self._running[id(step)] = step
         task = self._task
         if task is None or task.done():
@@ -124,8 +136,25 @@ class StepMonitor:
             return
         if id(step) in self._running:
             step.beating = True
+            await self._renew(step)
         else:  # it ended while the write was on its way: the row is stale at once
             await self.forget(step)
+
+    async def _renew(self, step: RunningStep) -> None:
+        """Renew the lease of a long step with its heartbeat (no version change). A lease that
+        is gone (another driver took the run) stays gone: the step's commit will be refused."""
+        lease = step.lease
+        if lease is None or not lease.held:
+            return
+        try:
+            end = await step.persistence.renew_lease(step.workflow_id, lease.owner, lease.seconds)
+        except Exception:
+            logger.warning("Renewing the lease of workflow %s failed", step.workflow_id)
+            return
+        if end is None:
+            lease.released()
+        else:
+            lease.granted(end)
 
     async def close(self) -> None:
         """Stop the monitor's task (the builder does this when it closes)."""

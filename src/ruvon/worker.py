@@ -285,7 +285,9 @@ class Worker:
             data={"reason": reason},
             worker_id=self.worker_id,
         )
-        commit = WorkflowCommit(record.as_update(metadata=metadata), record.version, [claimed])
+        # An expired lease of a driver that stopped is cleared; a live one refuses the claim.
+        update = record.as_update(metadata=metadata, lease_owner=None, lease_expires_at=None)
+        commit = WorkflowCommit(update, record.version, [claimed])
         return await store.claim_workflow(commit, self.worker_id, metadata={"reason": reason})
 
     def _heartbeat(self, store: PersistenceProvider, record: WorkflowRecord) -> HeartbeatManager:

@@ -161,6 +161,7 @@ class Workflow(ChildWorkflows):
                         break
             finally:
                 self._actor = None
+                await self._release_lease()
                 if self.status is not before:
                     await self._tell_parent()
             return result, self.current_step_name
@@ -217,6 +218,7 @@ class Workflow(ChildWorkflows):
             return await self._resume_rollback()
         finally:
             self._actor = None
+            await self._release_lease()
             if self.status is not before:  # a child's rollback ended: its parent hears of it
                 await self._tell_parent()
 

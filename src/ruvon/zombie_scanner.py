@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from ruvon.errors import PersistenceError
+from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
 from ruvon.models import WorkflowStatus
 from ruvon.progress import Progress
 from ruvon.providers.persistence import (
@@ -112,9 +112,13 @@ class ZombieScanner:
     # -- scanning --------------------------------------------------------------------------
 
     async def scan(self, threshold: float | None = None) -> list[dict[str, Any]]:
-        """The zombies now (JSON-ready dicts, oldest heartbeat first): ``workflow_id``,
-        ``workflow_type``, ``status``, ``worker_id``, ``current_step``, ``last_heartbeat``
-        (ISO), ``stale_seconds`` and the heartbeat's ``metadata``."""
+        """The zombies now (JSON-ready dicts): first those found by a stale heartbeat (oldest
+        first), then the runs whose driver stopped before its first heartbeat (an expired
+        lease, unchanged for the threshold). Each has ``workflow_id``, ``workflow_type``,
+        ``status``, ``worker_id`` (the heartbeat's worker, or the lease's owner),
+        ``current_step``, ``last_heartbeat`` (ISO: the heartbeat, or the run's last commit),
+        ``stale_seconds``, ``metadata`` (the heartbeat's) and ``source`` (``heartbeat`` or
+        ``lease``)."""
         limit = self.stale_threshold_seconds if threshold is None else threshold
         now = datetime.now(timezone.utc)
         zombies: list[dict[str, Any]] = []
@@ -132,6 +136,23 @@ class ZombieScanner:
                     "last_heartbeat": beat.last_heartbeat.isoformat(),
                     "stale_seconds": round((now - beat.last_heartbeat).total_seconds(), 3),
                     "metadata": beat.metadata,
+                    "source": "heartbeat",
+                }
+            )
+        for record in await self.persistence.get_expired_leases(limit):
+            changed = record.updated_at or now
+            zombies.append(
+                {
+                    "workflow_id": record.id,
+                    "workflow_type": record.workflow_type,
+                    "status": record.status,
+                    "worker_id": record.lease_owner,
+                    "current_step": record.current_step,
+                    "last_heartbeat": changed.isoformat(),
+                    "stale_seconds": round((now - changed).total_seconds(), 3),
+                    "metadata": None,
+                    "source": "lease",
+                    "lease_expires_at": _iso(record.lease_expires_at),
                 }
             )
         return zombies
@@ -160,12 +181,27 @@ class ZombieScanner:
         if record is None or record.status not in _RUNNING:
             return False
         plan = self._plan(record, zombie)
-        heartbeat_at = datetime.fromisoformat(zombie["last_heartbeat"])
-        if not await self.persistence.recover_stale_workflow(plan.commit, heartbeat_at):
+        if not await self._write(plan.commit, zombie, record):
             logger.info("Workflow %s: not recovered (alive again, or recovered)", workflow_id)
             return False
         log = logger.error if plan.outcome == "failed" else logger.warning
         log("Zombie workflow %s %s: %s", workflow_id, plan.outcome, plan.commit.logs[0].message)
+        return True
+
+    async def _write(
+        self, commit: WorkflowCommit, zombie: dict[str, Any], record: WorkflowRecord
+    ) -> bool:
+        """Write a recovery if the zombie is still as found: its heartbeat unchanged, or (a
+        zombie by its lease) the row not moved on and still leased to the same owner."""
+        if zombie.get("source") != "lease":
+            heartbeat_at = datetime.fromisoformat(zombie["last_heartbeat"])
+            return await self.persistence.recover_stale_workflow(commit, heartbeat_at)
+        if record.lease_owner != zombie["worker_id"]:
+            return False
+        try:
+            await self.persistence.commit_workflow(commit)
+        except (ConcurrencyConflictError, WorkflowNotFoundError):
+            return False
         return True
 
     def _plan(self, record: WorkflowRecord, zombie: dict[str, Any]) -> _Plan:
@@ -184,10 +220,17 @@ class ZombieScanner:
             },
             worker_id=zombie["worker_id"],
         )
-        reason = (
-            f"worker {zombie['worker_id']} stopped sending heartbeats during step {step} "
-            f"(last heartbeat {zombie['last_heartbeat']})"
-        )
+        if zombie.get("source") == "lease":
+            reason = (
+                f"driver {zombie['worker_id']} stopped during step {step} before its first "
+                f"heartbeat (lease expired at {zombie.get('lease_expires_at')}, last commit "
+                f"{zombie['last_heartbeat']})"
+            )
+        else:
+            reason = (
+                f"worker {zombie['worker_id']} stopped sending heartbeats during step {step} "
+                f"(last heartbeat {zombie['last_heartbeat']})"
+            )
         progress = Progress.from_json(record.progress, cursor=step)
         metadata = {k: v for k, v in record.metadata.items() if k != "waiting_for"}
         if self.policy == "resume" and recoveries < self.max_recoveries:
@@ -230,9 +273,17 @@ class ZombieScanner:
             metadata=metadata,
             progress=progress.to_json(),
             error_message=error,
+            lease_owner=None,
+            lease_expires_at=None,
         )
         log = LogEntry(level, message, step_name=step, metadata={"worker_id": zombie["worker_id"]})
-        commit = WorkflowCommit(update, record.version, audit=entries, logs=[log])
+        commit = WorkflowCommit(
+            update,
+            record.version,
+            audit=entries,
+            logs=[log],
+            lease_holder=record.lease_owner,  # the dead driver's lease ends with the recovery
+        )
         return _Plan(commit, outcome)
 
     # -- both, and the daemon --------------------------------------------------------------
@@ -288,3 +339,7 @@ class ZombieScanner:
     def stop_daemon(self) -> None:
         """Make :meth:`run_daemon` return after its current round (at once if it waits)."""
         self._stopping.set()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

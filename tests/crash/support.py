@@ -3,17 +3,19 @@ until it signals (by a marker file) that it is where the test wants it, then SIG
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.providers.persistence import PersistenceProvider
 
-__all__ = ["lines", "open_provider", "run_until_killed"]
+__all__ = ["lines", "open_provider", "outlive_lease", "run_until_killed"]
 
 
 def open_provider(url: str, schema: str | None) -> PersistenceProvider:
@@ -21,6 +23,18 @@ def open_provider(url: str, schema: str | None) -> PersistenceProvider:
     if schema is not None:
         return PostgresPersistenceProvider(url, schema=schema, pool_min_size=1, pool_max_size=2)
     return SQLitePersistenceProvider(url.removeprefix("sqlite:///"))
+
+
+async def outlive_lease(provider: PersistenceProvider, workflow_id: str) -> str:
+    """Wait until the lease the killed driver held on the run has run out (its end is in the
+    row: a bounded wait for a known time); return the dead driver's owner name."""
+    record = await provider.load_workflow(workflow_id)
+    assert record is not None and record.lease_owner is not None
+    assert record.lease_expires_at is not None
+    wait = (record.lease_expires_at - datetime.now(timezone.utc)).total_seconds()
+    assert wait < 30, f"the killed driver's lease runs for {wait:.1f} s more"
+    await asyncio.sleep(max(wait, 0.0) + 0.05)
+    return record.lease_owner
 
 
 def lines(path: Path) -> list[str]:

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 from ruvon import WorkflowBuilder, WorkflowStatus
-from tests.crash.support import open_provider, run_until_killed
+from tests.crash.support import open_provider, outlive_lease, run_until_killed
 
 STEPS_MODULE = """
 import os, pathlib, time
@@ -69,7 +69,8 @@ CHILD = textwrap.dedent(
     async def main(config_dir, url, schema):
         options = {"schema": schema} if schema else {}
         builder = WorkflowBuilder(config_dir=config_dir,
-                                  persistence_provider=persistence_from_url(url, **options))
+                                  persistence_provider=persistence_from_url(url, **options),
+                                  lease_seconds=1.0, heartbeat_interval_seconds=0.5)
         workflow = await builder.create_workflow("Tally", {"items": [1, 2, 3, 4]})
         await workflow.next_step()  # iterations 0 and 1 commit, then 2 hangs until killed
 
@@ -120,6 +121,7 @@ async def test_sigkill_mid_iteration_then_resume(
 
         # Recovery: iteration 2 runs again, 0 and 1 do not.
         (work / "hang").unlink()
+        await outlive_lease(provider, workflow_id)  # the dead driver's lease runs out
         await workflow.next_step()
         assert workflow.status is WorkflowStatus.COMPLETED
         reread = await builder.load_workflow(workflow_id)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ruvon import WorkflowBuilder, WorkflowStatus
 from ruvon.providers.persistence import COMPENSATE
-from tests.crash.support import lines, open_provider, run_until_killed
+from tests.crash.support import lines, open_provider, outlive_lease, run_until_killed
 
 STEPS_MODULE = """
 import os, pathlib, time
@@ -95,7 +95,8 @@ CHILD = textwrap.dedent(
     async def main(config_dir, url, schema):
         options = {"schema": schema} if schema else {}
         builder = WorkflowBuilder(config_dir=config_dir,
-                                  persistence_provider=persistence_from_url(url, **options))
+                                  persistence_provider=persistence_from_url(url, **options),
+                                  lease_seconds=1.0, heartbeat_interval_seconds=0.5)
         workflow = await builder.create_workflow("Trip", {"trip_id": "T-1"})
         # Flight, Hotel and Car commit, Pay fails; the rollback cancels the car, then hangs
         # in the hotel's cancellation until killed.
@@ -147,6 +148,7 @@ async def test_sigkill_mid_rollback_then_finish_it_elsewhere(
 
         # Recovery: the rollback goes on from the hotel, and ends.
         (work / "hang").unlink()
+        await outlive_lease(provider, workflow_id)  # the dead driver's lease runs out
         assert await workflow.resume_rollback() is WorkflowStatus.FAILED_ROLLED_BACK
 
         reread = await builder.load_workflow(workflow_id)

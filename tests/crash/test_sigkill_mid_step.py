@@ -12,8 +12,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ruvon import WorkflowBuilder, WorkflowStatus
-from tests.crash.support import open_provider, run_until_killed
+import pytest
+
+from ruvon import WorkflowBuilder, WorkflowLeasedError, WorkflowStatus
+from tests.crash.support import open_provider, outlive_lease, run_until_killed
 
 STEPS_MODULE = """
 import os, pathlib, time
@@ -71,7 +73,8 @@ CHILD = textwrap.dedent(
     async def main(config_dir, url, schema):
         options = {"schema": schema} if schema else {}
         builder = WorkflowBuilder(config_dir=config_dir,
-                                  persistence_provider=persistence_from_url(url, **options))
+                                  persistence_provider=persistence_from_url(url, **options),
+                                  lease_seconds=5.0, heartbeat_interval_seconds=2.0)
         workflow = await builder.create_workflow("Shipment", {"order_id": "S-1"})
         print(workflow.id, flush=True)
         await workflow.next_step()  # Reserve commits, then Charge hangs until killed
@@ -114,8 +117,15 @@ async def test_sigkill_mid_step_then_recover(
         audit = [(e.event_type, e.step_name) for e in await provider.get_audit_log(workflow_id)]
         assert audit == [("WORKFLOW_STARTED", None), ("STEP_EXECUTED", "Reserve")]
 
-        # Recovery: the interrupted step runs again and the workflow completes.
+        # The dead driver's lease still holds the run: a call now is refused before anything
+        # runs (its lease lasts 5 s from its last renewal, at most 1 s before the kill).
+        with pytest.raises(WorkflowLeasedError, match="is being driven by"):
+            await workflow.next_step()
+        assert (work / "charge_calls").read_text().split() == [workflow_id]
+        # Recovery, once the lease ran out: the interrupted step runs again, the run completes.
         (work / "hang").unlink()
+        await outlive_lease(provider, workflow_id)
+        workflow = await builder.load_workflow(workflow_id)
         await workflow.next_step()
         assert workflow.status is WorkflowStatus.COMPLETED
         reread = await builder.load_workflow(workflow_id)

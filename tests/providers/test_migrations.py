@@ -20,10 +20,10 @@ from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.providers.persistence import AuditEvent, WorkflowCommit
 from tests.providers.test_persistence_compliance import load, make_record, make_update
 
-VERSIONS = [1, 2, 3]
+VERSIONS = [1, 2, 3, 4]
 """Every migration there is: a new migration adds its number here..."""
 
-MIGRATION_FILES = ["0001_init", "0002_query_api", "0003_progress"]
+MIGRATION_FILES = ["0001_init", "0002_query_api", "0003_progress", "0004_leases"]
 """... and its file name (without the dialect) here."""
 
 QUERY_INDEX = "ix_workflow_executions_org_created"
@@ -172,7 +172,12 @@ async def test_postgres_concurrent_initialization(postgres_url: str, postgres_sc
     finally:
         for provider in providers:
             await provider.close()
-    assert [tuple(row) for row in rows] == [(1, "init"), (2, "query_api"), (3, "progress")]
+    assert [tuple(row) for row in rows] == [
+        (1, "init"),
+        (2, "query_api"),
+        (3, "progress"),
+        (4, "leases"),
+    ]
 
 
 @pytest.mark.postgres

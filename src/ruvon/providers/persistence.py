@@ -40,6 +40,7 @@ from ruvon.providers.compensation import (
     CompensationLog,
     check_compensation_action,
 )
+from ruvon.providers.leases import LeaseGrant, LeaseStore
 from ruvon.providers.records import (
     TASK_STATUSES,
     AuditEvent,
@@ -70,6 +71,8 @@ __all__ = [
     "DuplicateIdempotencyKeyError",
     "Heartbeat",
     "HeartbeatStore",
+    "LeaseGrant",
+    "LeaseStore",
     "LogEntry",
     "MetricPoint",
     "PersistenceError",
@@ -321,6 +324,7 @@ class PersistenceProvider(
     ScheduleStore,
     CompensationLog,
     RecoveryStore,
+    LeaseStore,
     Protocol,
 ):
     """Everything the engine needs from a store."""

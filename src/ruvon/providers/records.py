@@ -53,6 +53,14 @@ class WorkflowUpdate:
     blocked_on_child_id: str | None = None
     error_message: str | None = None
     completed_at: datetime | None = None
+    lease_owner: str | None = None
+    """Who holds the run's lease after this commit (``None``: the commit releases it)."""
+    lease_expires_at: datetime | None = None
+    """Until when that lease holds, on the database's clock (``None`` with no owner)."""
+    commit_token: str | None = None
+    """A token naming this commit, stored with the row: a store that cannot tell whether a
+    commit went through (the connection dropped after it was sent) recognises its own write by
+    it on retry. ``None``: the store makes one if it needs one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,12 @@ class WorkflowRecord:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     completed_at: datetime | None = None
+    lease_owner: str | None = None
+    """Who drives the run now (see :mod:`ruvon.providers.leases`); ``None``: nobody."""
+    lease_expires_at: datetime | None = None
+    """Until when ``lease_owner``'s lease holds (the database's clock)."""
+    commit_token: str | None = None
+    """The token of the commit that wrote the row last (see :class:`WorkflowUpdate`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (the shape the REST API and CLI show)."""
@@ -103,6 +117,7 @@ class WorkflowRecord:
         (field name → value) replacing some: a commit that changes only those (e.g. the zombie
         scanner's recovery, a worker's claim)."""
         values = {name: getattr(self, name) for name in _UPDATED_FIELDS}
+        values["commit_token"] = None  # a new commit: the store names it anew
         values.update(changes)
         return WorkflowUpdate(workflow_id=self.id, **values)
 
@@ -161,9 +176,10 @@ class WorkflowCommit:
 
     ``update`` is written, together with the ``audit``, ``metrics``, ``logs`` and
     ``compensations`` (compensation log) entries, only if the stored row is still at
-    ``expected_version`` (the version the workflow was loaded or last committed at). A provider
-    reads the fields it knows by name, so a field added later (with a default) breaks no
-    provider.
+    ``expected_version`` (the version the workflow was loaded or last committed at) and nobody
+    but ``lease_holder`` holds a live lease on it (``None``: the committer holds none, so the
+    commit goes through only if the run's lease is free or expired). A provider reads the
+    fields it knows by name, so a field added later (with a default) breaks no provider.
     """
 
     update: WorkflowUpdate
@@ -172,6 +188,7 @@ class WorkflowCommit:
     metrics: Sequence[MetricPoint] = ()
     logs: Sequence[LogEntry] = ()
     compensations: Sequence[CompensationEntry] = ()
+    lease_holder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

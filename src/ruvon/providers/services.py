@@ -60,6 +60,9 @@ class StepServices:
     monitor: Any = None
     """The engine's heartbeat (``ruvon.step_monitor.StepMonitor``): every running step is
     registered with it; ``None``: no heartbeats."""
+    lease_seconds: float = 60.0
+    """How long a driver's lease on a run holds without a renewal (a commit that goes on, or
+    the heartbeat of a long step); see :mod:`ruvon.providers.leases`."""
     compiler: Callable[[Mapping[str, Any], str], Any] | None = None
     """Compiles a definition snapshot (of the run with the given id): a run's definition with
     dynamically injected steps."""

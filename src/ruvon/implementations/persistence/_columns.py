@@ -22,6 +22,7 @@ __all__ = [
     "INSERT_COLUMNS",
     "INSERT_WORKFLOW",
     "INSERT_WORKFLOW_PARAMS",
+    "LEASE_FREE",
     "SELECT_WORKFLOW",
     "UPDATED_COLUMNS",
     "UPDATE_WORKFLOW",
@@ -86,6 +87,9 @@ WORKFLOW_COLUMNS: tuple[Column, ...] = (
     Column("created_at", "time", default="now()"),
     Column("updated_at", "time", on_insert="now()", on_update="now()"),
     Column("completed_at", "time", updated=True),
+    Column("lease_owner", "text", updated=True),
+    Column("lease_expires_at", "time", updated=True),
+    Column("commit_token", "text", updated=True),
 )
 """The columns of a workflow row, in the field order of ``WorkflowRecord`` (checked at import):
 a row selected with :data:`SELECT_WORKFLOW` holds the record's fields in order."""
@@ -159,6 +163,13 @@ def _insert_values() -> str:
 
 _NAMES = ", ".join(column.name for column in WORKFLOW_COLUMNS)
 
+LEASE_FREE = (
+    "({table}.lease_owner IS NULL OR {table}.lease_owner = {holder}::text"
+    " OR {table}.lease_expires_at <= now())"
+)
+"""The lease condition of a write by ``{holder}`` on ``{table}``: nobody else holds a live
+lease."""
+
 SELECT_WORKFLOW = f"SELECT {_NAMES} FROM workflow_executions"
 """The SELECT of a workflow row, without its WHERE (see ``_rows.workflow_from_row``)."""
 
@@ -174,9 +185,10 @@ UPDATE_WORKFLOW = (
     "UPDATE workflow_executions\n"
     f"SET {set_clause(lambda column, n: _parameter(column, n + 2), 'workflow_executions')}\n"
     "WHERE id = $1 AND version = $2"
+    f" AND {LEASE_FREE.format(table='workflow_executions', holder=f'${len(UPDATED_COLUMNS) + 3}')}"
 )
 """The versioned update of a commit: ``$1`` id, ``$2`` expected version, then the updated
-columns."""
+columns, then the lease holder (``WorkflowCommit.lease_holder``)."""
 
-UPDATE_WORKFLOW_PARAMS = 2 + len(UPDATED_COLUMNS)
+UPDATE_WORKFLOW_PARAMS = 3 + len(UPDATED_COLUMNS)
 """How many parameters :data:`UPDATE_WORKFLOW` takes."""

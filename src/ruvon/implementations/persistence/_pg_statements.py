@@ -15,6 +15,7 @@ from typing import Any
 from ruvon.implementations.persistence import _sql
 from ruvon.implementations.persistence._columns import (
     INSERT_WORKFLOW_PARAMS,
+    LEASE_FREE,
     UPDATE_WORKFLOW,
     UPDATE_WORKFLOW_PARAMS,
     UPDATED_COLUMNS,
@@ -22,9 +23,10 @@ from ruvon.implementations.persistence._columns import (
     Kind,
     set_clause,
 )
+from ruvon.implementations.persistence._sql_leases import COMMIT_CHECK
 
 __all__ = [
-    "BATCH_VERSIONS",
+    "BATCH_CHECK",
     "all_columns",
     "batch_sql",
     "commit_sql",
@@ -143,6 +145,7 @@ _BATCH_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "text"),
     ("expected", "int4"),
     *((column.name, _ARRAY_TYPES[column.kind]) for column in UPDATED_COLUMNS),
+    ("lease_holder", "text"),
 )
 
 
@@ -156,10 +159,14 @@ SET {set_clause(_batch_value, "w")}
 FROM unnest({", ".join(f"${n}::{kind}[]" for n, (_c, kind) in enumerate(_BATCH_COLUMNS, 1))})
     AS c({", ".join(column for column, _kind in _BATCH_COLUMNS)})
 WHERE w.id = c.id AND w.version = c.expected
+  AND {LEASE_FREE.format(table="w", holder="c.lease_holder")}
 RETURNING w.id, w.version, w.workflow_type"""
 """The versioned update of many workflows (distinct ids) from parallel arrays."""
 
-BATCH_VERSIONS = "SELECT id, version FROM workflow_executions WHERE id = ANY($1::text[])"
+BATCH_CHECK = COMMIT_CHECK.replace("SELECT ", "SELECT id, ", 1).replace(
+    "WHERE id = $1", "WHERE id = ANY($1::text[])"
+)
+""":data:`~._sql_leases.COMMIT_CHECK` of many workflows, each row led by its id."""
 
 
 @cache

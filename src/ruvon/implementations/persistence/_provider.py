@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 from ruvon.errors import TaskNotFoundError, WorkflowNotFoundError
 from ruvon.implementations.persistence import _queries, _rows, _sql
 from ruvon.implementations.persistence._sql_compensation import SQLCompensationLog
+from ruvon.implementations.persistence._sql_leases import SQLLeases
 from ruvon.implementations.persistence._sql_recovery import SQLRecovery
 from ruvon.implementations.persistence._sql_schedules import SQLScheduleStore
 from ruvon.providers.persistence import (
@@ -34,10 +35,10 @@ __all__ = ["SQLProvider"]
 P = TypeVar("P", bound="SQLProvider")
 
 
-class SQLProvider(SQLScheduleStore, SQLCompensationLog, SQLRecovery, ABC):
+class SQLProvider(SQLScheduleStore, SQLCompensationLog, SQLRecovery, SQLLeases, ABC):
     """Base of the SQL persistence providers (not part of the public API); the cron schedules'
     methods are in ``_sql_schedules``, the compensation log's in ``_sql_compensation``, crash
-    recovery's conditional writes in ``_sql_recovery``."""
+    recovery's conditional writes in ``_sql_recovery``, leases in ``_sql_leases``."""
 
     dialect: ClassVar[_sql.Dialect]
     statements: ClassVar[_sql.Statements]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
+from secrets import token_hex
 from typing import Any
 
 from ruvon.implementations.persistence._columns import (
@@ -129,13 +130,21 @@ def created_record(
     return replace(record, **changes, version=1, created_at=created_at, updated_at=updated_at)
 
 
+COMMIT_TOKEN_ARG = 2 + [column.name for column in UPDATED_COLUMNS].index("commit_token")
+"""Where the commit token is in :func:`update_workflow_args`."""
+
+
 def update_workflow_args(commit: WorkflowCommit, dialect: Dialect) -> list[Any]:
     """The parameters of :data:`~._columns.UPDATE_WORKFLOW` for ``commit``: the workflow id,
-    the expected version, then the update's fields of :data:`~._columns.UPDATED_COLUMNS`."""
+    the expected version, the update's fields of :data:`~._columns.UPDATED_COLUMNS` (with a
+    fresh commit token if the update has none), then the lease holder."""
     update = commit.update
     args = [update.workflow_id, commit.expected_version, *_UPDATE_VALUES(update)]
     for position, convert in _CODECS[dialect.name].update:
         args[position] = convert(args[position])
+    if args[COMMIT_TOKEN_ARG] is None:
+        args[COMMIT_TOKEN_ARG] = token_hex(8)
+    args.append(commit.lease_holder)
     return args
 
 

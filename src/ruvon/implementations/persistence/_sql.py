@@ -91,6 +91,10 @@ def _seconds_ago_iso(seconds: float) -> str | None:
     return _iso(datetime.now(timezone.utc) - timedelta(seconds=seconds))
 
 
+def _seconds_later_iso(seconds: float) -> str | None:
+    return _iso(datetime.now(timezone.utc) + timedelta(seconds=seconds))
+
+
 def json_text(value: Any) -> str | None:
     """``value`` as JSON text, or ``None`` for SQL NULL."""
     return None if value is None else serialize(value)
@@ -124,6 +128,10 @@ class Dialect:
     """... computed from the staleness threshold in seconds."""
     claim_lock: str
     """What makes the task claim's inner SELECT skip the rows other claimers hold."""
+    lease_until: str
+    """The end of a lease, in terms of the parameter ``{p}``..."""
+    lease_arg: Callable[[float], Any]
+    """... computed from the lease's length in seconds."""
 
 
 SQLITE = Dialect(
@@ -140,6 +148,9 @@ SQLITE = Dialect(
     stale_arg=_seconds_ago_iso,
     # The claim runs in BEGIN IMMEDIATE: the write lock already keeps other claimers out.
     claim_lock="",
+    # The writing process's clock is the database's clock (no server).
+    lease_until="{p}",
+    lease_arg=_seconds_later_iso,
 )
 
 POSTGRES = Dialect(
@@ -154,6 +165,8 @@ POSTGRES = Dialect(
     stale_arg=float,
     # Concurrent claimers each lock a different PENDING row instead of waiting for one.
     claim_lock=" FOR UPDATE SKIP LOCKED",
+    lease_until="now() + make_interval(secs => {p}::float8)",
+    lease_arg=float,
 )
 
 

@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
+from ruvon.errors import PersistenceError
 from ruvon.implementations.persistence import _sql
+from ruvon.implementations.persistence._sql_leases import COMMIT_CHECK, commit_refused
 from ruvon.providers.persistence import WorkflowRecord
 
 __all__ = ["Call", "Commit", "Create", "DatabaseThread", "Job", "Stop", "not_initialized"]
@@ -44,6 +45,7 @@ _UPDATE_WORKFLOW = _clocked(_S.update_workflow)
 _INSERT_AUDIT = _clocked(_S.insert_audit)
 _INSERT_METRIC = _clocked(_S.insert_metric)
 _INSERT_LOG = _clocked(_S.insert_log)
+_COMMIT_CHECK = _clocked(_sql.SQLITE.sql(COMMIT_CHECK))
 
 
 def not_initialized(db_path: str) -> PersistenceError:
@@ -135,9 +137,12 @@ class Commit(_Write):
         args = self.args
         args[-1] = now
         if cur.execute(_UPDATE_WORKFLOW, args).rowcount == 0:
-            if cur.execute(_S.workflow_version, (self.workflow_id,)).fetchone() is None:
-                return WorkflowNotFoundError(self.workflow_id)
-            return ConcurrencyConflictError(self.workflow_id, self.expected_version)
+            row = cur.execute(_COMMIT_CHECK, (self.workflow_id, now)).fetchone()
+            # The holder is the parameter before the time; the token is never this one's
+            # (a refused SQLite write is known to have written nothing).
+            return commit_refused(
+                self.workflow_id, self.expected_version, None, args[-2], row, _sql.SQLITE
+            )
         if self.audit:
             cur.executemany(_INSERT_AUDIT, [(*row, now) for row in self.audit])
         if self.metrics:

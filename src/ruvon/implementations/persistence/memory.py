@@ -19,12 +19,14 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from secrets import token_hex
 from typing import Any
 
-from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
+from ruvon.errors import PersistenceError, WorkflowNotFoundError
 from ruvon.implementations.persistence._columns import UPDATED_COLUMNS, WORKFLOW_COLUMNS
 from ruvon.implementations.persistence._memory_compensation import MemoryCompensationLog
 from ruvon.implementations.persistence._memory_entries import MemoryEntries, json_or_none, now
+from ruvon.implementations.persistence._memory_leases import MemoryLeases, check_lease
 from ruvon.implementations.persistence._memory_recovery import MemoryRecovery
 from ruvon.implementations.persistence._memory_schedules import MemoryScheduleStore
 from ruvon.implementations.persistence._memory_tasks import MemoryTaskQueue
@@ -100,7 +102,12 @@ class _StoredWorkflow:
 
 
 class MemoryPersistenceProvider(
-    MemoryScheduleStore, MemoryEntries, MemoryCompensationLog, MemoryTaskQueue, MemoryRecovery
+    MemoryScheduleStore,
+    MemoryEntries,
+    MemoryCompensationLog,
+    MemoryTaskQueue,
+    MemoryRecovery,
+    MemoryLeases,
 ):
     """Keeps workflows, audit entries, logs, metrics, heartbeats, tasks and schedules in process
     memory.
@@ -108,7 +115,7 @@ class MemoryPersistenceProvider(
     The workflow rows are here; entries and heartbeats are in ``_memory_entries``, the task
     queue in ``_memory_tasks``, the cron schedules in ``_memory_schedules``, the compensation
     log in ``_memory_compensation``, crash recovery's conditional writes in
-    ``_memory_recovery``.
+    ``_memory_recovery``, leases in ``_memory_leases``.
     """
 
     def __init__(self) -> None:
@@ -164,6 +171,19 @@ class MemoryPersistenceProvider(
         stored = self._workflows.get(workflow_id)
         return None if stored is None else stored.load()
 
+    def _kept(self, workflow_id: str) -> WorkflowRecord | None:
+        stored = self._workflows.get(workflow_id)
+        return None if stored is None else stored.record
+
+    def _change(self, workflow_id: str, changes: dict[str, Any]) -> None:
+        stored = self._workflows[workflow_id]
+        self._workflows[workflow_id] = _StoredWorkflow(
+            _with(stored.record, changes), stored.json, stored.seq
+        )
+
+    def _workflow_ids(self) -> list[str]:
+        return list(self._workflows)
+
     async def commit_workflow(self, commit: WorkflowCommit) -> int:
         update, expected_version = commit.update, commit.expected_version
         # Everything is serialized first: a value the codec rejects raises before any write.
@@ -177,14 +197,15 @@ class MemoryPersistenceProvider(
         current = self._workflows.get(update.workflow_id)
         if current is None:
             raise WorkflowNotFoundError(update.workflow_id)
-        if current.record.version != expected_version:
-            raise ConcurrencyConflictError(update.workflow_id, expected_version)
         at = now()
+        check_lease(current.record, expected_version, commit.lease_holder, at)
         changes: dict[str, Any] = dict(
             zip(_UPDATED_PLAIN, _UPDATED_PLAIN_VALUES(update), strict=True)
         )
         for name in _UPDATED_TIMES:
             changes[name] = _utc(getattr(update, name))
+        if changes["commit_token"] is None:
+            changes["commit_token"] = token_hex(8)
         changes["version"] = expected_version + 1
         changes["updated_at"] = at
         record = _with(current.record, changes)

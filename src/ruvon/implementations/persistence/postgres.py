@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowNotFoundError
+from ruvon.errors import PersistenceError, WorkflowNotFoundError
 from ruvon.implementations.persistence import _rows, _sql
 from ruvon.implementations.persistence._migrations import migrate_postgres
 from ruvon.implementations.persistence._pg_group_commit import (
@@ -19,7 +19,7 @@ from ruvon.implementations.persistence._pg_group_commit import (
     batch_statement,
 )
 from ruvon.implementations.persistence._pg_statements import (
-    BATCH_VERSIONS,
+    BATCH_CHECK,
     commit_sql,
     create_sql,
     value_columns,
@@ -29,6 +29,7 @@ from ruvon.implementations.persistence._sql_compensation import (
     compensation_rows,
     pg_commit_with_compensations,
 )
+from ruvon.implementations.persistence._sql_leases import COMMIT_CHECK, commit_refused
 from ruvon.implementations.persistence._sql_recovery import GuardedWrite, pg_guarded_write
 from ruvon.providers.persistence import AuditEvent, WorkflowCommit, WorkflowRecord
 from ruvon.serialization import loads, serialize
@@ -60,6 +61,15 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
 )
+_CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash, "starting up"
+    asyncpg.InterfaceError,  # "connection is closed"
+)
+"""What a server restart looks like to a statement: worth trying again on a new connection
+(a commit recognises its own write by its token if the first try went through)."""
+_COMMIT_RETRY_SECONDS = 10.0
 _BATCH_FAILURES: tuple[type[BaseException], ...] = (PersistenceError, *_DRIVER_ERRORS)
 _GROUP_MAX_BATCH = 64
 _GROUP_CONCURRENCY = 2
@@ -180,6 +190,9 @@ class PostgresPersistenceProvider(SQLProvider):
             2-core machine) 1 gives ~4 % more throughput but at 10 in flight ~25 % less, and
             lets one slow batch (e.g. a row locked elsewhere) hold up every commit; more than
             2 makes batches smaller and costs database CPU. A larger server may want more.
+        commit_retry_seconds: How long a commit whose connection was lost (the server
+            restarting) is tried again on new connections before it fails; its token makes
+            the retry safe. Default 10; 0 fails at once.
     """
 
     dialect = _D
@@ -198,6 +211,7 @@ class PostgresPersistenceProvider(SQLProvider):
         group_commit: bool = True,
         group_commit_max_batch: int = _GROUP_MAX_BATCH,
         group_commit_concurrency: int = _GROUP_CONCURRENCY,
+        commit_retry_seconds: float = _COMMIT_RETRY_SECONDS,
     ) -> None:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ValueError(f"Invalid PostgreSQL schema name {schema!r}.")
@@ -223,6 +237,9 @@ class PostgresPersistenceProvider(SQLProvider):
         )
         if self.group_commit_max_batch < 1 or self.group_commit_concurrency < 1:
             raise ValueError("group_commit_max_batch and group_commit_concurrency must be >= 1.")
+        if commit_retry_seconds < 0:
+            raise ValueError(f"commit_retry_seconds must be >= 0, got {commit_retry_seconds!r}")
+        self._commit_retry_seconds = float(commit_retry_seconds)
         self.pool: Any = None
         """The asyncpg pool while initialized, else ``None``."""
         self._where = _where(db_url)
@@ -385,29 +402,55 @@ class PostgresPersistenceProvider(SQLProvider):
         self, commit: Commit, compensations: Sequence[tuple[Any, ...]] = ()
     ) -> int:
         """One commit, one statement (and the inserts of its ``compensations``, if any, in the
-        same transaction)."""
-        pool = self._pool()
+        same transaction).
+
+        A connection lost on the way (the server restarting) is tried again on a new
+        connection for up to ``commit_retry_seconds``: the row's commit token tells whether the
+        lost try went through, so a commit is never applied twice nor reported as a conflict
+        with itself. After that, the error says the server cannot be reached.
+        """
         workflow_id = commit.workflow_id
-        version: int | None
         args = list(commit.args)
+        token, holder = args[_rows.COMMIT_TOKEN_ARG], args[-1]
         for rows in (commit.audit, commit.metrics, commit.logs):
             if rows:
                 args += value_columns(rows)
         statement = commit_sql(bool(commit.audit), bool(commit.metrics), bool(commit.logs))
-        try:
-            if compensations:
-                version = await pg_commit_with_compensations(pool, statement, args, compensations)
-            else:
-                version = await pool.fetchval(statement, *args)
-            if version is not None:
-                return version
-            # The rare path: find out why nothing matched.
-            found = await pool.fetchval(_S.workflow_version, workflow_id)
-        except _DRIVER_ERRORS as exc:
-            raise self._error(exc, f"commit workflow '{workflow_id}'") from None
-        if found is None:
-            raise WorkflowNotFoundError(workflow_id)
-        raise ConcurrencyConflictError(workflow_id, commit.expected_version)
+        deadline = asyncio.get_running_loop().time() + self._commit_retry_seconds
+        pause = 0.05
+        while True:
+            try:
+                pool = self._pool()
+                version: int | None
+                if compensations:
+                    version = await pg_commit_with_compensations(
+                        pool, statement, args, compensations
+                    )
+                else:
+                    version = await pool.fetchval(statement, *args)
+                if version is not None:
+                    return version
+                # The rare path: find out why nothing matched (or whether a lost try did).
+                found = await pool.fetchrow(COMMIT_CHECK, workflow_id)
+                break
+            except _CONNECTION_LOST:
+                if asyncio.get_running_loop().time() + pause > deadline:
+                    raise self._error_now(commit) from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+            except _DRIVER_ERRORS as exc:
+                raise self._error(exc, f"commit workflow '{workflow_id}'") from None
+        outcome = commit_refused(workflow_id, commit.expected_version, token, holder, found, _D)
+        if isinstance(outcome, int):
+            return outcome
+        raise outcome
+
+    def _error_now(self, commit: Commit) -> PersistenceError:
+        return PersistenceError(
+            f"Cannot reach PostgreSQL at {self._where} to commit workflow "
+            f"'{commit.workflow_id}' (tried for {self._commit_retry_seconds:g} s); the step's "
+            "outcome was not written. Reload the workflow and run the step again."
+        )
 
     async def _settle_one(self, commit: Commit) -> None:
         outcome: Outcome
@@ -446,14 +489,21 @@ class PostgresPersistenceProvider(SQLProvider):
             return
         # The rare path: these wrote nothing; find out why.
         try:
-            found = await pool.fetch(BATCH_VERSIONS, [commit.workflow_id for commit in missing])
+            found = await pool.fetch(BATCH_CHECK, [commit.workflow_id for commit in missing])
         except _DRIVER_ERRORS as exc:
             for commit in missing:
                 commit.settle(self._error(exc, f"commit workflow '{commit.workflow_id}'"))
             return
-        existing = {row[0] for row in found}
+        rows = {row[0]: row[1:] for row in found}
         for commit in missing:
-            if commit.workflow_id in existing:
-                commit.settle(ConcurrencyConflictError(commit.workflow_id, commit.expected_version))
-            else:
-                commit.settle(WorkflowNotFoundError(commit.workflow_id))
+            holder = commit.args[-1]
+            commit.settle(
+                commit_refused(
+                    commit.workflow_id,
+                    commit.expected_version,
+                    None,  # this statement's outcome is known: nothing of it was written
+                    holder,
+                    rows.get(commit.workflow_id),
+                    _D,
+                )
+            )

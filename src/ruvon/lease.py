@@ -1,0 +1,63 @@
+"""``RunLease``: one ``Workflow`` object's lease on its run, as the engine keeps it between the
+store's answers (the store's side is :mod:`ruvon.providers.leases`).
+
+The store states a lease's end on its own clock. The engine never compares that time with its
+own clock: it remembers when (on this process's monotonic clock) the store granted or renewed
+the lease, and derives from the elapsed time both whether the lease is still safely held and
+the end to write with a commit that keeps it (the granted end moved on by the time elapsed
+since). Clock skew between processes and the database therefore does not matter.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from secrets import token_hex
+
+__all__ = ["RunLease"]
+
+
+class RunLease:
+    """The lease of one driver (a ``Workflow`` object) on its run.
+
+    Args:
+        holder: Who drives, e.g. the process's worker id; a random suffix makes each object a
+            driver of its own, so two objects of one run in one process exclude each other too.
+        seconds: How long a claim or renewal holds the run.
+    """
+
+    __slots__ = ("_at", "_end", "held", "owner", "seconds")
+
+    def __init__(self, holder: str, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError(f"lease seconds must be > 0, got {seconds!r}")
+        self.owner = f"{holder}/{token_hex(3)}"
+        """The owner written into the row while this object drives the run."""
+        self.seconds = float(seconds)
+        self.held = False
+        """Whether the last word of the store was that this object holds the lease."""
+        self._end: datetime | None = None
+        self._at = 0.0
+
+    def granted(self, end: datetime) -> None:
+        """The store granted or renewed the lease until ``end`` (its clock), just now."""
+        self._end, self._at, self.held = end, time.monotonic(), True
+
+    def released(self) -> None:
+        """The lease was released (or lost)."""
+        self.held = False
+
+    def fresh(self) -> bool:
+        """Held, with more than half of its time left: safe to start a step under it."""
+        return self.held and time.monotonic() - self._at < self.seconds / 2
+
+    def extended(self) -> datetime | None:
+        """The end of the lease renewed now (the store's clock), for a commit that keeps it;
+        ``None`` if it is not held."""
+        end = self._end
+        if not self.held or end is None:
+            return None
+        now = time.monotonic()
+        end += timedelta(seconds=now - self._at)
+        self._end, self._at = end, now
+        return end
