@@ -29,14 +29,17 @@ RUVON_BACKENDS = ("memory", "sqlite", "sqlite-full", "postgres")
 class CommitCounter:
     """Counts the provider's durable writes by wrapping the instance's two write methods.
 
-    ``create_workflow`` and ``commit_workflow`` are the engine's only writes on W5's path; each
-    call is one transaction (one commit) in the SQL providers.
+    ``create_workflow``, ``claim_lease`` (the ``next_step`` call's lease on the run) and
+    ``commit_workflow`` are the engine's only writes on W5's path; each call is one transaction
+    (one commit) in the SQL providers.
     """
 
     def __init__(self, provider: PersistenceProvider) -> None:
         self.creates = 0
+        self.claims = 0
         self.commits = 0
         self._wrap(provider, "create_workflow", "creates")
+        self._wrap(provider, "claim_lease", "claims")
         self._wrap(provider, "commit_workflow", "commits")
 
     def _wrap(self, provider: PersistenceProvider, method: str, counter: str) -> None:
@@ -50,11 +53,11 @@ class CommitCounter:
         setattr(provider, method, counted)
 
     def reset(self) -> None:
-        self.creates = self.commits = 0
+        self.creates = self.claims = self.commits = 0
 
     @property
     def total(self) -> int:
-        return self.creates + self.commits
+        return self.creates + self.claims + self.commits
 
 
 @contextlib.asynccontextmanager
@@ -103,15 +106,17 @@ async def ruvon_store(
 
 def workflow_runner(provider: PersistenceProvider) -> Callable[[str], Awaitable[None]]:
     """A builder on ``provider`` and the coroutine function that runs one W5 workflow with it:
-    create it, drive it with one ``next_step()`` call, check that it completed."""
+    start it (create it and run its first call, which chains all five steps), check that it
+    completed."""
     builder = WorkflowBuilder(config_dir=CONFIG_DIR, persistence_provider=provider)
     builder.validate(WORKFLOW_TYPE)
 
     async def run_one(workflow_id: str) -> None:
-        workflow = await builder.create_workflow(
+        # Created with the run's lease and driven in the same call: automate_next chains all
+        # five steps (create_workflow + next_step would claim the lease with one more write).
+        workflow = await builder.start_workflow(
             WORKFLOW_TYPE, make_order(workflow_id), workflow_id=workflow_id
         )
-        await workflow.next_step()  # automate_next chains all five steps
         if workflow.status is not WorkflowStatus.COMPLETED:
             raise RuntimeError(f"workflow {workflow.id} ended {workflow.status.value}")
 
@@ -171,7 +176,7 @@ async def run_ruvon(
             concurrency=concurrency,
             reset_counters=counter.reset,
         )
-        writes = {"creates": counter.creates, "commits": counter.commits}
+        writes = {"creates": counter.creates, "claims": counter.claims, "commits": counter.commits}
         verification = await verify(provider, all_ids)
 
     return {

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import socket
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -67,9 +65,6 @@ _BLOCKED_ON_CHILD = frozenset(
 
 logger = logging.getLogger("ruvon.workflow")
 
-_THIS_PROCESS = f"{socket.gethostname()}-{os.getpid()}"
-"""The lease holder of workflows built without a step monitor (which names its process)."""
-
 
 class WorkflowCore:
     """A workflow's stored fields and the one way to change them (``_commit``)."""
@@ -87,6 +82,7 @@ class WorkflowCore:
         state: Any = None,
         validate_state: bool = True,
         services: StepServices = NO_SERVICES,
+        lease: RunLease | None = None,
     ) -> None:
         if persistence_provider is None or execution_provider is None:
             raise ValueError("Workflow needs a persistence_provider and an execution_provider")
@@ -115,10 +111,9 @@ class WorkflowCore:
         self._broken: BaseException | None = None
         """Why this object may not drive the run any more (its state is unreadable, or the
         record of a failure could not be committed)."""
-        monitor = services.monitor
-        self._lease = RunLease(
-            monitor.worker_id if monitor is not None else _THIS_PROCESS, services.lease_seconds
-        )
+        if lease is None:
+            lease = RunLease(getattr(services.monitor, "worker_id", None), services.lease_seconds)
+        self._lease = lease
         """This object's lease on the run while it drives it (``ruvon.lease``)."""
 
         self.id: str = record.id

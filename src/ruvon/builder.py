@@ -27,6 +27,7 @@ from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEv
 from ruvon.implementations.http import default_http_client
 from ruvon.implementations.secrets.env import EnvironmentSecrets
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
+from ruvon.lease import RunLease
 from ruvon.models import WorkflowStatus
 from ruvon.observing import ObserverHub
 from ruvon.providers.execution import ExecutionProvider
@@ -169,6 +170,7 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
         state: Any = None,
         *,
         validate_state: bool = True,
+        lease: RunLease | None = None,
     ) -> Workflow:
         return Workflow.from_record(
             compiled,
@@ -181,6 +183,7 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
             state=state,
             validate_state=validate_state,
             services=self._services(),
+            lease=lease,
         )
 
     def _services(self) -> StepServices:
@@ -217,8 +220,17 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
         metadata: Mapping[str, Any] | None = None,
         workflow_id: str | None = None,
         parent_execution_id: str | None = None,
+        start: bool = False,
+        actor: str | None = None,
     ) -> Workflow:
         """Create a workflow, store it (status ACTIVE, first step next) and return it.
+
+        With ``start=True`` (or ``automate_start: true`` in the definition) the call goes on
+        and runs the first step and the ``automate_next`` chain after it, like a
+        ``next_step()`` call (``actor`` is recorded for it), before returning. The run's lease
+        is then stored with the row, so starting costs one write fewer than
+        ``create_workflow`` followed by ``next_step``. A step that fails is raised as from
+        ``next_step`` (the workflow is stored, FAILED).
 
         ``parent_execution_id`` makes it a child of that workflow (normally set by the engine
         for SUB_WORKFLOW steps); a child is not started here even with ``automate_start``:
@@ -239,6 +251,8 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
         )
         first = compiled.steps[0]
         definition = compiled.definition
+        starts = (start or definition.automate_start) and parent_execution_id is None
+        lease = RunLease(self._driver(), self.lease_seconds) if starts else None
         record = WorkflowRecord(
             id=workflow_id or str(uuid.uuid4()),
             workflow_type=workflow_type,
@@ -260,6 +274,8 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
             idempotency_hash=(
                 _payload_digest(workflow_type, initial_data) if idempotency_key else None
             ),
+            lease_owner=None if lease is None else lease.owner,
+            lease_expires_at=None if lease is None else lease.starting(),
         )
         started = AuditEvent(
             "WORKFLOW_STARTED",
@@ -276,6 +292,9 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
                     str(idempotency_key), stored.id, stored.workflow_type
                 )
             compiled = self._compile_snapshot(stored)
+            lease = None  # not this call's row: it is not driven here
+        elif lease is not None and stored.lease_expires_at is not None:
+            lease.granted(stored.lease_expires_at)
         workflow = self._workflow(
             compiled,
             stored,
@@ -285,6 +304,7 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
             expression_evaluator_cls,
             template_engine_cls,
             state=state if stored.id == record.id else None,
+            lease=lease,
         )
         if stored.id == record.id:
             hub = ObserverHub(
@@ -296,9 +316,26 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
                 workflow_type=workflow_type,
                 initial_state=workflow.state,
             )
-            if definition.automate_start and parent_execution_id is None:
-                await workflow.next_step()
+            if starts:
+                await workflow.next_step(actor=actor)
         return workflow
+
+    async def start_workflow(
+        self,
+        workflow_type: str,
+        initial_data: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Workflow:
+        """Create a workflow and run its first call (the first step and the ``automate_next``
+        chain after it) in one go: ``create_workflow(..., start=True)``; takes the same
+        keyword arguments. Returns the workflow where the call left it (waiting, completed,
+        or ACTIVE at a step without ``automate_next``)."""
+        return await self.create_workflow(workflow_type, initial_data, start=True, **options)
+
+    def _driver(self) -> str | None:
+        """Who drives the runs of this builder (the step monitor's worker id)."""
+        monitor = self.step_monitor
+        return None if monitor is None else monitor.worker_id
 
     async def load_workflow(
         self,

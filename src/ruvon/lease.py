@@ -10,34 +10,47 @@ since). Clock skew between processes and the database therefore does not matter.
 
 from __future__ import annotations
 
+import itertools
+import os
+import socket
 import time
-from datetime import datetime, timedelta
-from secrets import token_hex
+from datetime import datetime, timedelta, timezone
 
 __all__ = ["RunLease"]
+
+_DRIVERS = itertools.count(1)
+_HOST = socket.gethostname()
 
 
 class RunLease:
     """The lease of one driver (a ``Workflow`` object) on its run.
 
     Args:
-        holder: Who drives, e.g. the process's worker id; a random suffix makes each object a
-            driver of its own, so two objects of one run in one process exclude each other too.
+        holder: Who drives, e.g. the process's worker id (unique to the process; default
+            ``<hostname>-<pid>``); a numbered suffix makes each object a driver of its own, so
+            two objects of one run in one process exclude each other too.
         seconds: How long a claim or renewal holds the run.
     """
 
     __slots__ = ("_at", "_end", "held", "owner", "seconds")
 
-    def __init__(self, holder: str, seconds: float) -> None:
+    def __init__(self, holder: str | None, seconds: float) -> None:
         if seconds <= 0:
             raise ValueError(f"lease seconds must be > 0, got {seconds!r}")
-        self.owner = f"{holder}/{token_hex(3)}"
+        driver = holder if holder is not None else f"{_HOST}-{os.getpid()}"
+        self.owner = f"{driver}/{next(_DRIVERS):x}"
         """The owner written into the row while this object drives the run."""
         self.seconds = float(seconds)
         self.held = False
         """Whether the last word of the store was that this object holds the lease."""
         self._end: datetime | None = None
         self._at = 0.0
+
+    def starting(self) -> datetime:
+        """The end of a lease taken with the row it is written into (a workflow created to be
+        driven at once): ``seconds`` from now on this process's clock, the only clock at hand
+        before the row exists. Call :meth:`granted` with it once the row is stored."""
+        return datetime.now(timezone.utc) + timedelta(seconds=self.seconds)
 
     def granted(self, end: datetime) -> None:
         """The store granted or renewed the lease until ``end`` (its clock), just now."""

@@ -13,6 +13,7 @@ from ruvon.errors import (
     JumpTargetError,
     WorkflowStateError,
 )
+from ruvon.lease import RunLease
 from ruvon.models import (
     RETRYABLE_STATUSES,
     TERMINAL_STATUSES,
@@ -72,12 +73,15 @@ class Workflow(ChildWorkflows):
         state: Any = None,
         validate_state: bool = True,
         services: StepServices = NO_SERVICES,
+        lease: RunLease | None = None,
     ) -> Workflow:
         """Rebuild a workflow from its stored record and its compiled snapshot.
 
         Raises :class:`StoredStateError` if the stored state no longer validates; with
         ``validate_state=False`` the workflow is built anyway, with the raw stored dict as
-        ``state``, and only :meth:`cancel` is allowed on it."""
+        ``state``, and only :meth:`cancel` is allowed on it. ``lease``: the lease the record
+        was stored with, already granted to this object (a workflow created to be driven at
+        once)."""
         return cls(
             compiled,
             record,
@@ -89,6 +93,7 @@ class Workflow(ChildWorkflows):
             state=state,
             validate_state=validate_state,
             services=services,
+            lease=lease,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,9 +4,12 @@ checks every store applies the same way."""
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from secrets import token_hex
 from typing import Any
 
 from ruvon.providers.compensation import CompensationEntry
@@ -26,6 +29,7 @@ __all__ = [
     "check_aware",
     "check_page",
     "check_task_status",
+    "new_commit_token",
 ]
 
 
@@ -258,6 +262,32 @@ class ScheduleRecord:
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (the shape the REST API and CLI show)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+class _Tokens:
+    """Commit tokens: a random prefix per process (made anew in a forked child) and a
+    counter, which is unique enough (a token only tells a commit from the other commits of the
+    same row) and costs a fraction of a random token per commit."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = token_hex(6)
+        self.counter = itertools.count()
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+_TOKENS = _Tokens()
+
+
+def new_commit_token() -> str:
+    """A commit token no other commit of this or another process has (with overwhelming
+    probability): what stores write when a ``WorkflowUpdate`` names none."""
+    return _TOKENS.new()
 
 
 def check_page(limit: int, offset: int) -> None:

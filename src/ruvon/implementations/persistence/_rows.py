@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
-from secrets import token_hex
 from typing import Any
 
 from ruvon.implementations.persistence._columns import (
@@ -37,6 +36,7 @@ from ruvon.providers.persistence import (
     WorkflowCommit,
     WorkflowRecord,
 )
+from ruvon.providers.records import new_commit_token
 from ruvon.serialization import loads
 
 __all__ = [
@@ -143,7 +143,7 @@ def update_workflow_args(commit: WorkflowCommit, dialect: Dialect) -> list[Any]:
     for position, convert in _CODECS[dialect.name].update:
         args[position] = convert(args[position])
     if args[COMMIT_TOKEN_ARG] is None:
-        args[COMMIT_TOKEN_ARG] = token_hex(8)
+        args[COMMIT_TOKEN_ARG] = new_commit_token()
     args.append(commit.lease_holder)
     return args
 

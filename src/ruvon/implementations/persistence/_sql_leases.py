@@ -25,13 +25,21 @@ from ruvon.implementations.persistence._columns import SELECT_WORKFLOW
 from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import LeaseGrant, WorkflowRecord
 
-__all__ = ["COMMIT_CHECK", "SQLLeases", "commit_refused"]
+__all__ = [
+    "CLAIM",
+    "COMMIT_CHECK",
+    "SQLLeases",
+    "claim_refused",
+    "commit_refused",
+    "grant_from_row",
+]
 
-_CLAIM = """UPDATE workflow_executions
+CLAIM = """UPDATE workflow_executions
 SET lease_owner = $3::text, lease_expires_at = {until}, version = version + 1, updated_at = now()
 WHERE id = $1 AND version = $2
   AND (lease_owner IS NULL OR lease_owner = $3::text OR lease_expires_at <= now())
 RETURNING version, lease_expires_at, updated_at"""
+"""The claim of ``$1`` at version ``$2`` by ``$3``; ``{until}``: the lease's end."""
 
 _RENEW = """UPDATE workflow_executions SET lease_expires_at = {until}
 WHERE id = $1 AND lease_owner = $2::text
@@ -78,6 +86,26 @@ def commit_refused(
     return ConcurrencyConflictError(workflow_id, expected_version)
 
 
+def grant_from_row(row: Sequence[Any], dialect: _sql.Dialect) -> LeaseGrant:
+    """The :class:`LeaseGrant` of a claim's ``RETURNING`` row."""
+    version, expires, updated = row
+    return LeaseGrant(int(version), _time(dialect, expires), _time(dialect, updated))
+
+
+def claim_refused(
+    workflow_id: str,
+    expected_version: int,
+    owner: str,
+    row: Sequence[Any] | None,
+    dialect: _sql.Dialect,
+) -> PersistenceError:
+    """Why a claim by ``owner`` matched no row (the row as :data:`COMMIT_CHECK` read it)."""
+    refusal = commit_refused(workflow_id, expected_version, None, owner, row, dialect)
+    if isinstance(refusal, int):  # cannot happen without a token: a conflict if it did
+        return ConcurrencyConflictError(workflow_id, expected_version)
+    return refusal
+
+
 class SQLLeases(ABC):
     """The ``LeaseStore`` part of the SQL providers (not part of the public API)."""
 
@@ -108,17 +136,11 @@ class SQLLeases(ABC):
         d = self.dialect
         action = f"claim the lease of workflow '{workflow_id}'"
         args = [workflow_id, expected_version, owner, d.lease_arg(lease_seconds)]
-        rows = await self._fetch_write(self._until(_CLAIM, 4), args, action)
+        rows = await self._fetch_write(self._until(CLAIM, 4), args, action)
         if rows:
-            version, expires, updated = rows[0]
-            return LeaseGrant(int(version), _time(d, expires), _time(d, updated))
+            return grant_from_row(rows[0], d)
         found = await self._fetch(d.sql(COMMIT_CHECK), [workflow_id], action)
-        refusal = commit_refused(
-            workflow_id, expected_version, None, owner, found[0] if found else None, d
-        )
-        if isinstance(refusal, int):  # cannot happen without a token; a conflict if it did
-            raise ConcurrencyConflictError(workflow_id, expected_version)
-        raise refusal
+        raise claim_refused(workflow_id, expected_version, owner, found[0] if found else None, d)
 
     async def renew_lease(
         self, workflow_id: str, owner: str, lease_seconds: float

@@ -15,15 +15,20 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ruvon.errors import PersistenceError
 from ruvon.implementations.persistence import _sql
-from ruvon.implementations.persistence._sql_leases import COMMIT_CHECK, commit_refused
+from ruvon.implementations.persistence._sql_leases import (
+    CLAIM,
+    COMMIT_CHECK,
+    claim_refused,
+    commit_refused,
+)
 from ruvon.providers.persistence import WorkflowRecord
 
-__all__ = ["Call", "Commit", "Create", "DatabaseThread", "Job", "Stop", "not_initialized"]
+__all__ = ["Call", "Claim", "Commit", "Create", "DatabaseThread", "Job", "Stop", "not_initialized"]
 
 _S = _sql.Statements.for_dialect(_sql.SQLITE)
 
@@ -46,6 +51,8 @@ _INSERT_AUDIT = _clocked(_S.insert_audit)
 _INSERT_METRIC = _clocked(_S.insert_metric)
 _INSERT_LOG = _clocked(_S.insert_log)
 _COMMIT_CHECK = _clocked(_sql.SQLITE.sql(COMMIT_CHECK))
+# The claim's end is a parameter ($4), set from the transaction's time on the thread.
+_CLAIM = _clocked(_sql.SQLITE.sql(CLAIM.format(until="$4")))
 
 
 def not_initialized(db_path: str) -> PersistenceError:
@@ -150,6 +157,32 @@ class Commit(_Write):
         if self.logs:
             cur.executemany(_INSERT_LOG, [(*row, now) for row in self.logs])
         return self.expected_version + 1
+
+
+class Claim(_Write):
+    """A lease claim (it shares its transaction with the commits around it). Outcome: the
+    claim's ``RETURNING`` row, or its refusal."""
+
+    __slots__ = ("expected_version", "owner", "seconds", "workflow_id")
+
+    def __init__(self, workflow_id: str, expected_version: int, owner: str, seconds: float) -> None:
+        super().__init__()
+        self.workflow_id, self.expected_version = workflow_id, expected_version
+        self.owner, self.seconds = owner, seconds
+
+    def action(self) -> str:
+        return f"claim the lease of workflow '{self.workflow_id}'"
+
+    def apply(self, cur: sqlite3.Cursor, now: str, moment: datetime) -> Any:
+        until = _sql.SQLITE.time_out(moment + timedelta(seconds=self.seconds))
+        args = (self.workflow_id, self.expected_version, self.owner, until, now)
+        row = cur.execute(_CLAIM, args).fetchone()
+        if row is not None:
+            return row
+        found = cur.execute(_COMMIT_CHECK, (self.workflow_id, now)).fetchone()
+        return claim_refused(
+            self.workflow_id, self.expected_version, self.owner, found, _sql.SQLITE
+        )
 
 
 class Create(_Write):

@@ -19,7 +19,6 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from secrets import token_hex
 from typing import Any
 
 from ruvon.errors import PersistenceError, WorkflowNotFoundError
@@ -38,6 +37,7 @@ from ruvon.providers.persistence import (
     check_aware,
     check_page,
 )
+from ruvon.providers.records import new_commit_token
 from ruvon.serialization import loads, serialize
 
 __all__ = ["InMemoryPersistence", "InMemoryPersistenceProvider", "MemoryPersistenceProvider"]
@@ -205,7 +205,7 @@ class MemoryPersistenceProvider(
         for name in _UPDATED_TIMES:
             changes[name] = _utc(getattr(update, name))
         if changes["commit_token"] is None:
-            changes["commit_token"] = token_hex(8)
+            changes["commit_token"] = new_commit_token()
         changes["version"] = expected_version + 1
         changes["updated_at"] = at
         record = _with(current.record, changes)

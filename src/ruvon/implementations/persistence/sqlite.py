@@ -19,9 +19,11 @@ from ruvon.implementations.persistence._sql_compensation import (
     SQLiteCompensatingCommit,
     compensation_rows,
 )
+from ruvon.implementations.persistence._sql_leases import grant_from_row
 from ruvon.implementations.persistence._sql_recovery import GuardedWrite, sqlite_guarded_write
 from ruvon.implementations.persistence._sqlite_writer import (
     Call,
+    Claim,
     Commit,
     Create,
     DatabaseThread,
@@ -29,7 +31,7 @@ from ruvon.implementations.persistence._sqlite_writer import (
     Stop,
     not_initialized,
 )
-from ruvon.providers.persistence import AuditEvent, WorkflowCommit, WorkflowRecord
+from ruvon.providers.persistence import AuditEvent, LeaseGrant, WorkflowCommit, WorkflowRecord
 
 __all__ = ["SQLitePersistenceProvider"]
 
@@ -213,6 +215,14 @@ class SQLitePersistenceProvider(SQLProvider):
             return _rows.created_record(record, args, created_at, outcome)
         # The idempotency key is held by another workflow: that one, as stored.
         return _rows.workflow_from_row(outcome, _D)
+
+    async def claim_lease(
+        self, workflow_id: str, expected_version: int, owner: str, lease_seconds: float
+    ) -> LeaseGrant:
+        """Make ``owner`` the run's driver (see the Protocol), batched with the commits queued
+        with it (group commit): a claim is one more write of W5's path."""
+        row = await self._submit(Claim(workflow_id, expected_version, owner, lease_seconds))
+        return grant_from_row(row, _D)
 
     async def commit_workflow(self, commit: WorkflowCommit) -> int:
         """Write the update and the entries in one transaction if the version still matches."""
