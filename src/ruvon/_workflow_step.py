@@ -113,7 +113,8 @@ class StepCycle(StepChecks):
         run.validated_input = validated
         # The run is this call's before anything of the step runs (refusals above change
         # nothing and need no lease).
-        await self._claim_lease()
+        if not self._lease.fresh():
+            await self._claim_lease()
         logger.info("Starting step: %s", step.name)
         started = time.perf_counter()
         monitor = self._services.monitor

@@ -47,7 +47,10 @@ def _utc(moment: datetime | None) -> datetime | None:
     """``moment`` in UTC (a naive datetime is taken to be UTC), as the SQL stores keep times."""
     if moment is None:
         return None
-    if moment.tzinfo is None:
+    zone = moment.tzinfo
+    if zone is timezone.utc:
+        return moment
+    if zone is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
 
@@ -198,7 +201,9 @@ class MemoryPersistenceProvider(
         if current is None:
             raise WorkflowNotFoundError(update.workflow_id)
         at = now()
-        check_lease(current.record, expected_version, commit.lease_holder, at)
+        kept = current.record
+        if kept.version != expected_version or kept.lease_owner is not None:
+            check_lease(kept, expected_version, commit.lease_holder, at)
         changes: dict[str, Any] = dict(
             zip(_UPDATED_PLAIN, _UPDATED_PLAIN_VALUES(update), strict=True)
         )
