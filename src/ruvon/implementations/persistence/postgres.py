@@ -55,20 +55,36 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
-_UNREACHABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-)
 _CONNECTION_LOST: tuple[type[BaseException], ...] = (
     OSError,
-    asyncpg.PostgresConnectionError,
+    asyncpg.PostgresConnectionError,  # e.g. "connection was closed in the middle of operation"
     asyncpg.exceptions.OperatorInterventionError,  # shutdown, crash, "starting up"
     asyncpg.InterfaceError,  # "connection is closed"
+    # A connection that received the server's "terminating connection" notice while idle is
+    # left in an error state: its next statement fails with this before anything is sent.
+    asyncpg.exceptions.InternalClientError,
 )
-"""What a server restart looks like to a statement: worth trying again on a new connection
-(a commit recognises its own write by its token if the first try went through)."""
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a server restart (or a broken network) looks like to a
+    statement — the server could not be reached, or the connection broke — rather than the
+    statement failing on its own: worth trying again on a new connection (a commit recognises
+    its own write by its token if the first try went through)."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        # "connection is closed"; its subclasses (a value the driver cannot encode, a
+        # configuration or feature problem) are the statement's own.
+        return type(exc) is asyncpg.InterfaceError
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):  # a timeout or cancel
+        return False
+    return isinstance(exc, _CONNECTION_LOST)
+
+
+_NEVER_SENT: tuple[type[BaseException], ...] = (
+    ConnectionRefusedError,
+    asyncpg.CannotConnectNowError,  # "the database system is shutting down / starting up"
+)
+"""Connection-lost errors that can only come from opening a connection: nothing was sent."""
 _COMMIT_RETRY_SECONDS = 10.0
 _BATCH_FAILURES: tuple[type[BaseException], ...] = (PersistenceError, *_DRIVER_ERRORS)
 _GROUP_MAX_BATCH = 64
@@ -164,6 +180,14 @@ class PostgresPersistenceProvider(SQLProvider):
     reloaded. :meth:`close` first lets the queued commits be written (failing those still
     unwritten after a few command timeouts), then closes the pool. ``group_commit=False``
     writes every commit with its own statement, as it is called.
+
+    **The server going away** (a restart, a crash, the network): a commit whose connection is
+    lost is tried again on new connections for up to ``commit_retry_seconds`` — its commit
+    token tells the retry whether the lost try went through, so it is applied once and never
+    reported as a conflict with itself. Every other call fails at once with a
+    :class:`PersistenceError` "Cannot reach PostgreSQL at ... to ..." (the caller retries;
+    reads, creates and lease claims lose nothing by failing). The pool replaces the broken
+    connections by itself: once the server is back, the same provider works again.
 
     Pool options can also be set through ``POSTGRES_POOL_MIN_SIZE``, ``POSTGRES_POOL_MAX_SIZE``,
     ``POSTGRES_POOL_COMMAND_TIMEOUT``, ``POSTGRES_POOL_MAX_QUERIES`` and
@@ -309,7 +333,10 @@ class PostgresPersistenceProvider(SQLProvider):
         return pool
 
     def _error(self, exc: BaseException, action: str) -> PersistenceError:
-        if isinstance(exc, _UNREACHABLE):
+        """The error a caller sees for a driver error: "Cannot reach PostgreSQL ..." when the
+        server could not be reached or the connection was lost (see :func:`_connection_lost`;
+        e.g. the server restarting), else "PostgreSQL ... failed to ..."."""
+        if _connection_lost(exc) or isinstance(exc, asyncio.TimeoutError):
             return PersistenceError(
                 f"Cannot reach PostgreSQL at {self._where} to {action}: {_sql.describe(exc)}"
             )
@@ -399,7 +426,11 @@ class PostgresPersistenceProvider(SQLProvider):
         return await group.commit(job)
 
     async def _commit_one(
-        self, commit: Commit, compensations: Sequence[tuple[Any, ...]] = ()
+        self,
+        commit: Commit,
+        compensations: Sequence[tuple[Any, ...]] = (),
+        *,
+        maybe_sent: bool = False,
     ) -> int:
         """One commit, one statement (and the inserts of its ``compensations``, if any, in the
         same transaction).
@@ -407,7 +438,9 @@ class PostgresPersistenceProvider(SQLProvider):
         A connection lost on the way (the server restarting) is tried again on a new
         connection for up to ``commit_retry_seconds``: the row's commit token tells whether the
         lost try went through, so a commit is never applied twice nor reported as a conflict
-        with itself. After that, the error says the server cannot be reached.
+        with itself. After that, the error says the server cannot be reached, and whether the
+        commit may have been written (``maybe_sent``: an earlier try, e.g. the batch it was
+        part of, may have reached the server).
         """
         workflow_id = commit.workflow_id
         args = list(commit.args)
@@ -433,29 +466,43 @@ class PostgresPersistenceProvider(SQLProvider):
                 # The rare path: find out why nothing matched (or whether a lost try did).
                 found = await pool.fetchrow(COMMIT_CHECK, workflow_id)
                 break
-            except _CONNECTION_LOST:
+            except _DRIVER_ERRORS as exc:
+                if not _connection_lost(exc):
+                    raise self._error(exc, f"commit workflow '{workflow_id}'") from None
+                maybe_sent = maybe_sent or not isinstance(exc, _NEVER_SENT)
                 if asyncio.get_running_loop().time() + pause > deadline:
-                    raise self._error_now(commit) from None
+                    raise self._error_now(commit, exc, maybe_sent) from None
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)
-            except _DRIVER_ERRORS as exc:
-                raise self._error(exc, f"commit workflow '{workflow_id}'") from None
         outcome = commit_refused(workflow_id, commit.expected_version, token, holder, found, _D)
         if isinstance(outcome, int):
             return outcome
         raise outcome
 
-    def _error_now(self, commit: Commit) -> PersistenceError:
-        return PersistenceError(
+    def _error_now(self, commit: Commit, exc: BaseException, maybe_sent: bool) -> PersistenceError:
+        """The error of a commit given up on: the server stayed unreachable. Whether a try may
+        have reached the server before its connection broke decides what the caller is told."""
+        where = (
             f"Cannot reach PostgreSQL at {self._where} to commit workflow "
-            f"'{commit.workflow_id}' (tried for {self._commit_retry_seconds:g} s); the step's "
-            "outcome was not written. Reload the workflow and run the step again."
+            f"'{commit.workflow_id}' (tried for {self._commit_retry_seconds:g} s; last "
+            f"{_sql.describe(exc)}); "
         )
+        if maybe_sent:
+            outcome = (
+                "a try may have reached the server before its connection broke, so the "
+                "commit may or may not have been written. Reload the workflow (it shows "
+                "whether the step was committed) before driving it on."
+            )
+        else:
+            outcome = (
+                "the step's outcome was not written. Reload the workflow and run the step again."
+            )
+        return PersistenceError(where + outcome)
 
-    async def _settle_one(self, commit: Commit) -> None:
+    async def _settle_one(self, commit: Commit, *, maybe_sent: bool = False) -> None:
         outcome: Outcome
         try:
-            outcome = await self._commit_one(commit)
+            outcome = await self._commit_one(commit, maybe_sent=maybe_sent)
         except Exception as exc:  # translated errors, and whatever else: the caller's to see
             outcome = exc
         commit.settle(outcome)
@@ -471,11 +518,12 @@ class PostgresPersistenceProvider(SQLProvider):
         try:
             pool = self._pool()
             rows = await pool.fetch(statement, *args)
-        except _BATCH_FAILURES:
+        except _BATCH_FAILURES as exc:
             # The statement failed as a whole (rolled back, or its outcome is unknown): commit
             # one by one, so that each caller gets its own outcome (a bad value fails only its
-            # commit; a commit that did go through now meets its version moved on).
-            await asyncio.gather(*(self._settle_one(commit) for commit in batch))
+            # commit; one that did go through is recognised by its token).
+            sent = _connection_lost(exc) and not isinstance(exc, _NEVER_SENT)
+            await asyncio.gather(*(self._settle_one(c, maybe_sent=sent) for c in batch))
             return
         versions: dict[str, int] = {row[0]: row[1] for row in rows}
         missing: list[Commit] = []
