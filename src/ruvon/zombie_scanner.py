@@ -192,7 +192,8 @@ class ZombieScanner:
         self, commit: WorkflowCommit, zombie: dict[str, Any], record: WorkflowRecord
     ) -> bool:
         """Write a recovery if the zombie is still as found: its heartbeat unchanged, or (a
-        zombie by its lease) the row not moved on and still leased to the same owner."""
+        zombie by its lease) the row not moved on, still leased to the same owner and that
+        lease still expired (on the store's clock: see the commit's ``lease_holder``)."""
         if zombie.get("source") != "lease":
             heartbeat_at = datetime.fromisoformat(zombie["last_heartbeat"])
             return await self.persistence.recover_stale_workflow(commit, heartbeat_at)
@@ -282,7 +283,10 @@ class ZombieScanner:
             record.version,
             audit=entries,
             logs=[log],
-            lease_holder=record.lease_owner,  # the dead driver's lease ends with the recovery
+            # A zombie by its heartbeat: the dead driver's lease ends with the recovery. A zombie
+            # by its lease: the commit holds no lease, so the store writes it only while that
+            # lease is still expired (a driver that renewed it since keeps its run).
+            lease_holder=None if zombie.get("source") == "lease" else record.lease_owner,
         )
         return _Plan(commit, outcome)
 
