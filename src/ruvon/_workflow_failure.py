@@ -56,7 +56,10 @@ class FailurePath(RollbackPath):
                 data={"error": str(error), "error_type": type(error).__name__},
             )
         )
-        logs = [LogEntry("ERROR", f"Step failed: {message}", step_name=step.name)]
+        logs = [
+            LogEntry("INFO", f"Starting step: {step.name}", step_name=step.name),
+            LogEntry("ERROR", f"Step failed: {message}", step_name=step.name),
+        ]
         notices = (
             self._failure_notices(step, self.state, resuming, old_status, user_input, message)
             if self._hub.enabled

@@ -30,6 +30,7 @@ from ruvon.models import (
 from ruvon.observing import Notice
 from ruvon.providers.persistence import (
     AuditEvent,
+    LogEntry,
     MetricPoint,
 )
 from ruvon.serialization import Encoded, jsonable
@@ -38,6 +39,37 @@ from ruvon.steps import STEP_RUNNERS, RetryScheduled, StepOutcome, StepRun
 __all__ = ["StepCycle"]
 
 logger = logging.getLogger("ruvon.workflow")
+
+
+def step_logs(step_name: str, outcome: str) -> list[LogEntry]:
+    """The INFO execution-log lines of a step, written with its commit: that it started (WF-04:
+    ``Starting step: <name>``) and how it ended."""
+    return [
+        LogEntry("INFO", f"Starting step: {step_name}", step_name=step_name),
+        LogEntry("INFO", outcome, step_name=step_name),
+    ]
+
+
+def _outcome_text(
+    step: CompiledStep,
+    outcome: StepOutcome,
+    status: WorkflowStatus,
+    duration_ms: float,
+    target: CompiledStep | None,
+) -> str:
+    """How a committed step ended, for its execution log."""
+    if status.is_waiting:
+        if outcome.completes_step:
+            return f"Step {step.name} paused the workflow ({duration_ms:.1f} ms)"
+        return f"Step {step.name} waits for input"
+    if status is WorkflowStatus.PENDING_ASYNC:
+        return f"Step {step.name} completed in {duration_ms:.1f} ms; waiting for dispatched steps"
+    text = f"Step {step.name} completed in {duration_ms:.1f} ms"
+    if target is not None:
+        text += f"; jumped to {target.name}"
+    if status is WorkflowStatus.COMPLETED:
+        text += "; workflow completed"
+    return text
 
 
 def _audit_input(validated: BaseModel | None, user_input: Mapping[str, Any]) -> dict[str, Any]:
@@ -260,6 +292,8 @@ class StepCycle(StepChecks):
                     new_status=status.value,
                 )
             )
+        jumped = steps[target] if target is not None else None
+        logs = step_logs(step.name, _outcome_text(step, outcome, status, duration_ms, jumped))
         stack = self.completed_steps_stack
         if self.saga_mode and outcome.completes_step and step.compensate is not None:
             stack = [*stack, {"step_index": step.index, "step_name": step.name}]
@@ -282,6 +316,7 @@ class StepCycle(StepChecks):
                 metadata,
                 audit,
                 metrics=metrics,
+                logs=logs,
                 stack=stack,
                 completed=status is WorkflowStatus.COMPLETED,
                 state_json=state_json,
@@ -405,6 +440,7 @@ class StepCycle(StepChecks):
                 metadata,
                 audit,
                 metrics=metrics,
+                logs=step_logs(step.name, f"Step {step.name}: part done ({duration_ms:.1f} ms)"),
                 state_json=state_json,
                 progress=self.progress.step_progressed(step.name, outcome.cursor),
                 notices=[notice],

@@ -55,7 +55,8 @@ async def test_a_failing_step_fails_the_workflow(
     assert [(e.level, e.step_name, e.message) for e in errors] == [
         ("ERROR", "Explode", "Step failed: RuntimeError: card declined")
     ]
-    assert await persistence.get_execution_logs(workflow.id, step_name="Explode") == errors
+    explode = await persistence.get_execution_logs(workflow.id, step_name="Explode")
+    assert [e.message for e in explode] == ["Starting step: Explode", errors[0].message]
 
 
 async def test_a_step_retried_by_its_policy_completes(
