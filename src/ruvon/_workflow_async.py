@@ -63,8 +63,9 @@ class AsyncSteps(DagStages):
             {**metadata, "waiting_for": step.name},
             audit,
             logs=[
-                LogEntry("INFO", f"Starting step: {step.name}", step_name=step.name),
-                LogEntry("INFO", f"Step {step.name} dispatched (token {token})", step.name),
+                LogEntry(
+                    "INFO", f"Starting step: {step.name} (dispatched, token {token})", step.name
+                )
             ],
             state_json=state_json,
             progress=self.progress.step_dispatched(step.name, token),

@@ -104,10 +104,7 @@ class DagStages(StepCycle):
         for outcome in outcomes:
             result = outcome.result or {}
             progress = progress.step_completed(outcome.name, result)
-            logs += step_logs(
-                outcome.name,
-                f"Step {outcome.name} completed in {outcome.duration_ms:.1f} ms (stage)",
-            )
+            logs += step_logs(outcome.name, f"completed in {outcome.duration_ms:.1f} ms")
             audit.append(
                 AuditEvent(
                     "STEP_EXECUTED",
@@ -126,7 +123,7 @@ class DagStages(StepCycle):
         tokens = {member.step.name: uuid.uuid4().hex for member in sent}
         for name, token in tokens.items():
             progress = progress.step_dispatched(name, token)
-            logs += step_logs(name, f"Step {name} dispatched (token {token})")
+            logs += step_logs(name, f"dispatched, token {token}")
         steps = self._compiled.steps
         metadata = self.metadata
         if sent:

@@ -42,16 +42,13 @@ logger = logging.getLogger("ruvon.workflow")
 
 
 def step_logs(step_name: str, outcome: str) -> list[LogEntry]:
-    """The INFO execution-log lines of a step, written with its commit: that it started (WF-04:
-    ``Starting step: <name>``) and how it ended."""
-    return [
-        LogEntry("INFO", f"Starting step: {step_name}", step_name=step_name),
-        LogEntry("INFO", outcome, step_name=step_name),
-    ]
+    """The INFO execution-log entry of a step, written with its commit: that it started
+    (WF-04: ``Starting step: <name>``) and how it ended, e.g. ``Starting step: Charge
+    (completed in 1.2 ms)``. One entry, not two: a log row is a noticeable part of a commit."""
+    return [LogEntry("INFO", f"Starting step: {step_name} ({outcome})", step_name=step_name)]
 
 
 def _outcome_text(
-    step: CompiledStep,
     outcome: StepOutcome,
     status: WorkflowStatus,
     duration_ms: float,
@@ -60,11 +57,11 @@ def _outcome_text(
     """How a committed step ended, for its execution log."""
     if status.is_waiting:
         if outcome.completes_step:
-            return f"Step {step.name} paused the workflow ({duration_ms:.1f} ms)"
-        return f"Step {step.name} waits for input"
+            return f"paused the workflow after {duration_ms:.1f} ms"
+        return "waits for input"
+    text = f"completed in {duration_ms:.1f} ms"
     if status is WorkflowStatus.PENDING_ASYNC:
-        return f"Step {step.name} completed in {duration_ms:.1f} ms; waiting for dispatched steps"
-    text = f"Step {step.name} completed in {duration_ms:.1f} ms"
+        text += "; the run waits for dispatched steps"
     if target is not None:
         text += f"; jumped to {target.name}"
     if status is WorkflowStatus.COMPLETED:
@@ -293,7 +290,7 @@ class StepCycle(StepChecks):
                 )
             )
         jumped = steps[target] if target is not None else None
-        logs = step_logs(step.name, _outcome_text(step, outcome, status, duration_ms, jumped))
+        logs = step_logs(step.name, _outcome_text(outcome, status, duration_ms, jumped))
         stack = self.completed_steps_stack
         if self.saga_mode and outcome.completes_step and step.compensate is not None:
             stack = [*stack, {"step_index": step.index, "step_name": step.name}]
@@ -440,7 +437,7 @@ class StepCycle(StepChecks):
                 metadata,
                 audit,
                 metrics=metrics,
-                logs=step_logs(step.name, f"Step {step.name}: part done ({duration_ms:.1f} ms)"),
+                logs=step_logs(step.name, f"part done in {duration_ms:.1f} ms"),
                 state_json=state_json,
                 progress=self.progress.step_progressed(step.name, outcome.cursor),
                 notices=[notice],
