@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report.table(floors, report.FLOOR_COLUMNS))
     print()
-    print("commits/wf: Ruvon, create_workflow + commit_workflow calls counted on the provider;")
+    print("commits/wf: Ruvon, create_workflow, claim_lease and commit_workflow calls counted;")
     print("DBOS, committed write transactions counted on its SQLAlchemy engine.")
     print("% of floor = wf/s x commits/wf / floor commits/s; x DBOS = wf/s / DBOS wf/s on the")
     print("same database (DBOS's SQLite: its default rollback journal, synchronous=FULL).")
