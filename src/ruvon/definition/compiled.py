@@ -22,7 +22,14 @@ from ruvon.errors import DefinitionError, DefinitionIssue
 from ruvon.models import StepKind, WorkflowStep
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
 
-__all__ = ["CallSpec", "CompiledStep", "CompiledWorkflow", "compile_workflow"]
+__all__ = [
+    "CallSpec",
+    "CompiledStep",
+    "CompiledWorkflow",
+    "ParsedWorkflow",
+    "compile_workflow",
+    "parse_workflow",
+]
 
 _STEP_ADAPTER: TypeAdapter[StepDefinition] = TypeAdapter(StepDefinition)
 
@@ -285,13 +292,24 @@ def _duplicates_with_invalid_steps(
     return issues
 
 
-def compile_workflow(
-    raw: Mapping[str, Any], lines: LineMap, evaluator: ExpressionEvaluator
-) -> CompiledWorkflow:
-    """Validate ``raw`` (a resolved workflow file) completely and import what it names.
+@dataclass(frozen=True, slots=True)
+class ParsedWorkflow:
+    """A definition checked without importing anything it names: the schema and the checks
+    across steps passed, but its functions, models and the conditions' state fields are not
+    looked at (:func:`compile_workflow` does that)."""
 
-    Raises :class:`DefinitionError` listing every problem found.
-    """
+    definition: WorkflowDefinition
+    snapshot: dict[str, Any]
+    """The resolved configuration (as :attr:`CompiledWorkflow.snapshot`)."""
+    warnings: tuple[DefinitionIssue, ...] = ()
+    """As :attr:`CompiledWorkflow.warnings`."""
+
+
+def _checked(
+    raw: Mapping[str, Any], lines: LineMap, evaluator: ExpressionEvaluator
+) -> tuple[WorkflowDefinition | None, list[tuple[int, StepDefinition]], list[DefinitionIssue]]:
+    """The schema and cross-step checks: the definition (None if the schema failed), the steps
+    that are valid on their own with their positions, and every problem found."""
     issues: list[DefinitionIssue] = []
     definition: WorkflowDefinition | None = None
     try:
@@ -314,7 +332,32 @@ def compile_workflow(
     known = [s["name"] for s in raw_steps if isinstance(s, dict) and isinstance(s.get("name"), str)]
     issues.extend(check_definition(valid, lines, evaluator, known))
     issues.extend(_duplicates_with_invalid_steps(raw_steps, {i for i, _ in valid}, lines))
+    return definition, valid, issues
 
+
+def parse_workflow(
+    raw: Mapping[str, Any], lines: LineMap, evaluator: ExpressionEvaluator
+) -> ParsedWorkflow:
+    """Validate ``raw`` (a resolved workflow file) without importing anything: for tools that
+    check or draw a file where its code is not installed.
+
+    Raises :class:`DefinitionError` listing every problem found.
+    """
+    definition, _, issues = _checked(raw, lines, evaluator)
+    if issues or definition is None:
+        raise DefinitionError(issues, source=lines.file)
+    warnings = tuple(fall_through_warnings(definition.steps, lines))
+    return ParsedWorkflow(definition, dict(raw), warnings)
+
+
+def compile_workflow(
+    raw: Mapping[str, Any], lines: LineMap, evaluator: ExpressionEvaluator
+) -> CompiledWorkflow:
+    """Validate ``raw`` (a resolved workflow file) completely and import what it names.
+
+    Raises :class:`DefinitionError` listing every problem found.
+    """
+    definition, valid, issues = _checked(raw, lines, evaluator)
     compiled_steps = [_resolve_step(step, i, ("steps",), lines, issues) for i, step in valid]
     state_model: type[Any] | None = None
     model_path = raw.get("initial_state_model") or raw.get("initial_state_model_path")

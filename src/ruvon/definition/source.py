@@ -11,12 +11,18 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
 
-from ruvon.definition.compiled import CallSpec, CompiledWorkflow, compile_workflow
+from ruvon.definition.compiled import (
+    CallSpec,
+    CompiledWorkflow,
+    ParsedWorkflow,
+    compile_workflow,
+    parse_workflow,
+)
 from ruvon.definition.loader import (
     Borrowed,
     LineMap,
@@ -31,6 +37,8 @@ from ruvon.errors import DefinitionError, DefinitionIssue, UnknownWorkflowTypeEr
 from ruvon.providers.expression_evaluator import ExpressionEvaluator
 
 __all__ = ["DefinitionSource"]
+
+T = TypeVar("T")
 
 definition_logger = logging.getLogger("ruvon.definition")
 """Where the warnings of a compiled definition are logged, once per compilation."""
@@ -295,22 +303,48 @@ class DefinitionSource:
         warnings then). Raises UnknownWorkflowTypeError or DefinitionError."""
         compiled = self._compiled.get(workflow_type)
         if compiled is None:
-            raw, lines, issues = self._source(workflow_type)
-            try:
-                compiled = compile_workflow(raw, lines, self.expression_evaluator)
-            except DefinitionError as exc:
-                # A value left unsubstituted also fails where it is used: report it once.
-                spots = {(issue.file, issue.line, issue.key) for issue in issues}
-                rest = [i for i in exc.issues if (i.file, i.line, i.key) not in spots]
-                raise DefinitionError([*issues, *rest], source=lines.file) from None
-            if issues:
-                raise DefinitionError(issues, source=lines.file)
+            compiled = self._resolved(workflow_type, compile_workflow)
             for warning in compiled.warnings:
                 definition_logger.warning("%s", warning)
             compiled = self._overridden(compiled)
             self._compiled[workflow_type] = compiled
             self._snapshots[self._snapshot_key(compiled.snapshot)] = compiled
         return compiled
+
+    def parse(self, workflow_type: str) -> ParsedWorkflow:
+        """The type's current file checked without importing anything it names (its functions,
+        models and the state fields its conditions read are not checked), for tools that check
+        or draw a file where its code is not installed. Not cached, nothing logged. Raises
+        UnknownWorkflowTypeError or DefinitionError."""
+        return self._resolved(workflow_type, parse_workflow)
+
+    def _resolved(
+        self,
+        workflow_type: str,
+        check: Callable[[Mapping[str, Any], LineMap, ExpressionEvaluator], T],
+    ) -> T:
+        """``check`` applied to the type's resolved configuration; the problems of resolving it
+        are raised together with those ``check`` finds."""
+        raw, lines, issues = self._source(workflow_type)
+        try:
+            checked = check(raw, lines, self.expression_evaluator)
+        except DefinitionError as exc:
+            # A value left unsubstituted also fails where it is used: report it once.
+            spots = {(issue.file, issue.line, issue.key) for issue in issues}
+            rest = [i for i in exc.issues if (i.file, i.line, i.key) not in spots]
+            raise DefinitionError([*issues, *rest], source=lines.file) from None
+        if issues:
+            raise DefinitionError(issues, source=lines.file)
+        return checked
+
+    def type_of_file(self, path: str | os.PathLike[str]) -> str | None:
+        """The registered type whose ``config_file`` is the file at ``path``, if any."""
+        wanted = Path(path).resolve()
+        for workflow_type, entry in self.registry.items():
+            config_file = entry.get("config_file")
+            if config_file and self._resolve_file(str(config_file)).resolve() == wanted:
+                return workflow_type
+        return None
 
     def compile_snapshot(self, snapshot: Mapping[str, Any], workflow_id: str) -> CompiledWorkflow:
         """The compiled form of a stored definition snapshot (of workflow ``workflow_id``, for
