@@ -3,6 +3,7 @@ each) registered on it."""
 
 from __future__ import annotations
 
+import logging
 import os
 from importlib import import_module
 from typing import Annotated
@@ -53,11 +54,20 @@ def root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an error and the engine's log."),
+    ] = False,
 ) -> None:
     """Operate Ruvon workflows from a terminal, scripts and cron."""
     if debug:
         os.environ["RUVON_DEBUG"] = "1"
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        # The engine's own log lines (e.g. "Step failed: ...") are in the run's execution log
+        # (ruvon logs); on stderr an error is one line, written by the command.
+        logging.getLogger("ruvon").addHandler(logging.NullHandler())
+        logging.getLogger("ruvon").propagate = False
 
 
 for _name in COMMAND_MODULES:
