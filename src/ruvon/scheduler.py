@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -143,14 +144,22 @@ class ScheduleRunner:
             if len(due) < self.batch_size or not fresh:
                 return started
 
-    async def run_forever(self, interval_seconds: float = 60.0) -> None:
+    async def run_forever(
+        self,
+        interval_seconds: float = 60.0,
+        *,
+        on_round: Callable[[list[ScheduledRun]], object] | None = None,
+    ) -> None:
         """Call :meth:`run_once` every ``interval_seconds`` until :meth:`stop`. An error of one
-        round (e.g. the database is unreachable) is logged and the next round goes on."""
+        round (e.g. the database is unreachable) is logged and the next round goes on.
+        ``on_round`` is called with the workflows each round started."""
         if interval_seconds <= 0:
             raise ValueError(f"interval_seconds must be positive, not {interval_seconds}.")
         while not self._stopping.is_set():
             try:
-                await self.run_once()
+                started = await self.run_once()
+                if on_round is not None:
+                    on_round(started)
             except Exception:
                 logger.exception("Schedule runner: a round failed; trying again")
             with contextlib.suppress(asyncio.TimeoutError):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -161,9 +161,15 @@ class Worker:
                 logger.exception("Worker %s: parent %s failed", self.worker_id, parent.id)
         return done
 
-    async def run_forever(self, poll_interval_seconds: float = 10.0) -> None:
+    async def run_forever(
+        self,
+        poll_interval_seconds: float = 10.0,
+        *,
+        on_round: Callable[[WorkerRound], object] | None = None,
+    ) -> None:
         """Call :meth:`run_once` every ``poll_interval_seconds`` until :meth:`stop`. A round
-        that fails (e.g. the database is unreachable) is logged; the next one goes on."""
+        that fails (e.g. the database is unreachable) is logged; the next one goes on.
+        ``on_round`` is called with what each round did."""
         if poll_interval_seconds <= 0:
             raise ValueError(f"poll_interval_seconds must be > 0, got {poll_interval_seconds!r}")
         while not self._stopping.is_set():
@@ -171,6 +177,8 @@ class Worker:
                 done = await self.run_once()
                 if done.driven:
                     logger.info("Worker %s drove %d run(s)", self.worker_id, len(done.driven))
+                if on_round is not None:
+                    on_round(done)
             except Exception:
                 logger.exception("Worker %s: a round failed; trying again", self.worker_id)
             with contextlib.suppress(asyncio.TimeoutError):

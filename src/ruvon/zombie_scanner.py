@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -319,10 +320,16 @@ class ZombieScanner:
         }
 
     async def run_daemon(
-        self, scan_interval_seconds: float = 60.0, stale_threshold_seconds: float | None = None
+        self,
+        scan_interval_seconds: float = 60.0,
+        stale_threshold_seconds: float | None = None,
+        *,
+        on_scan: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         """Scan and recover every ``scan_interval_seconds`` until :meth:`stop_daemon`. A round
-        that fails (e.g. the database is unreachable) is logged; the next one goes on."""
+        that fails (e.g. the database is unreachable) is logged; the next one goes on.
+        ``on_scan`` is called with each round's summary (that of :meth:`scan_and_recover`),
+        e.g. to show the last scan."""
         if scan_interval_seconds <= 0:
             raise ValueError(f"scan_interval_seconds must be > 0, got {scan_interval_seconds!r}")
         while not self._stopping.is_set():
@@ -334,6 +341,8 @@ class ZombieScanner:
                         summary["zombies_found"],
                         summary["zombies_recovered"],
                     )
+                if on_scan is not None:
+                    on_scan(summary)
             except Exception:
                 logger.exception("Zombie scan failed; trying again in %ss", scan_interval_seconds)
             with contextlib.suppress(asyncio.TimeoutError):

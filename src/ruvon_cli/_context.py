@@ -171,7 +171,7 @@ async def _run(work: Callable[[], Awaitable[T]]) -> T:
 def _report(message: str, code: int, exc: BaseException | None) -> NoReturn:
     if exc is not None and debug_enabled():
         errors.print(traceback.format_exc(), markup=False, end="")
-    errors.print(f"Error: {message}", markup=False)
+    errors.print(f"Error: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

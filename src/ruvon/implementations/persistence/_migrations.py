@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
@@ -26,7 +27,15 @@ from typing import Any, Literal
 
 from ruvon.errors import PersistenceError
 
-__all__ = ["Migration", "load_migrations", "migrate_postgres", "migrate_sqlite"]
+__all__ = [
+    "Migration",
+    "Recorded",
+    "load_migrations",
+    "migrate_postgres",
+    "migrate_sqlite",
+    "recorded_postgres",
+    "recorded_sqlite",
+]
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -62,6 +71,13 @@ class Migration:
     version: int
     name: str
     sql: str
+
+
+Recorded = tuple[int, str, datetime | None]
+"""A row of ``schema_migrations``: version, name, and when it was applied (if readable)."""
+
+OnApplied = Callable[[Migration], object]
+"""Called with each migration once its transaction has committed."""
 
 
 @cache
@@ -119,8 +135,28 @@ def _column_exists(conn: sqlite3.Connection, statement: str) -> bool:
     return any(row[1] == column for row in columns)
 
 
-def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
+def recorded_sqlite(conn: sqlite3.Connection) -> list[Recorded]:
+    """The migrations ``schema_migrations`` records, in version order; none if the table is
+    missing. Reads only: nothing is created."""
+    known = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if known is None:
+        return []
+    rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY version")
+    return [(int(version), str(name), _parse_time(at)) for version, name, at in rows]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:  # a row written by hand
+        return None
+
+
+def migrate_sqlite(conn: sqlite3.Connection, on_applied: OnApplied | None = None) -> list[int]:
     """Apply the missing SQLite migrations; return the versions applied by this call.
+    ``on_applied`` is called with each of them as soon as it is committed.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``).
     """
@@ -158,11 +194,25 @@ def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if on_applied is not None and done and done[-1] == migration.version:
+            on_applied(migration)
     return done
 
 
-async def migrate_postgres(conn: Any, schema: str | None = None) -> list[int]:
+async def recorded_postgres(conn: Any) -> list[Recorded]:
+    """The migrations ``schema_migrations`` (in the connection's ``search_path``) records, in
+    version order; none if the table is missing. Reads only: nothing is created."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return []
+    rows = await conn.fetch("SELECT version, name, applied_at FROM schema_migrations ORDER BY 1")
+    return [(int(row[0]), str(row[1]), row[2]) for row in rows]
+
+
+async def migrate_postgres(
+    conn: Any, schema: str | None = None, on_applied: OnApplied | None = None
+) -> list[int]:
     """Apply the missing PostgreSQL migrations on an asyncpg connection; return those applied.
+    ``on_applied`` is called with each of them as soon as it is committed.
 
     ``schema`` (already quoted) is created first if it is given and does not exist yet; the
     connection's ``search_path`` must point at it.
@@ -196,4 +246,6 @@ async def migrate_postgres(conn: Any, schema: str | None = None) -> list[int]:
                     migration.name,
                 )
                 done.append(migration.version)
+        if on_applied is not None and done and done[-1] == migration.version:
+            on_applied(migration)
     return done
