@@ -130,6 +130,27 @@ class Workflow(ChildWorkflows):
             f"at {self.current_step_name!r}>"
         )
 
+    def input_schema(self, step_name: str | None = None) -> dict[str, Any] | None:
+        """The JSON Schema of the ``input_model`` of step ``step_name`` (default: the current
+        step, the one a waiting workflow resumes with): what ``next_step(user_input)`` accepts
+        there, e.g. to build a form or prompt for each field.
+
+        None when the step has no ``input_model`` (or, by default, when no step is current:
+        the workflow has ended). Raises :class:`JumpTargetError` for an unknown step name.
+        """
+        if step_name is None:
+            current = self.current_step
+            if current is None:
+                return None
+            index = current.index
+        else:
+            found = self._compiled.step_index(step_name)
+            if found is None:
+                raise JumpTargetError(step_name)
+            index = found
+        model = self._compiled.steps[index].input_model
+        return None if model is None else model.model_json_schema()
+
     # -- driving ---------------------------------------------------------------------------
 
     async def next_step(
