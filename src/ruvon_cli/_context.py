@@ -29,6 +29,7 @@ from rich.console import Console
 
 from ruvon import WorkflowBuilder
 from ruvon.errors import PersistenceError, RuvonError, WorkflowNotFoundError
+from ruvon.providers.execution import ExecutionProvider
 from ruvon.serialization import jsonable
 from ruvon.settings import DEFAULT_DATABASE_URL
 from ruvon_cli import settings
@@ -138,9 +139,26 @@ def open_builder(
     from ruvon.settings import persistence_from_url
 
     provider = persistence_from_url(database_url(db))
+    execution = _execution()
     if registry is not None:
-        return WorkflowBuilder(registry, persistence_provider=provider)
-    return WorkflowBuilder(config_dir=config_dir(directory), persistence_provider=provider)
+        return WorkflowBuilder(
+            registry, persistence_provider=provider, execution_provider=execution
+        )
+    return WorkflowBuilder(
+        config_dir=config_dir(directory),
+        persistence_provider=provider,
+        execution_provider=execution,
+    )
+
+
+def _execution() -> ExecutionProvider | None:
+    """The execution provider the config file names (``ruvon config set-execution``); ``None``:
+    the SDK's default (step functions run in the process, plain ones on the event loop)."""
+    if settings.load().execution.get("provider") == "thread_pool":
+        from ruvon.implementations.execution.thread_pool import ThreadPoolExecutionProvider
+
+        return ThreadPoolExecutionProvider()
+    return None
 
 
 # -- running a command ---------------------------------------------------------------------
