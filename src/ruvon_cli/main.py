@@ -37,7 +37,9 @@ COMMAND_MODULES = (
     "ruvon_cli.db",
     "ruvon_cli.operations",
 )
-"""The modules whose ``register(app)`` adds their commands, in the order of ``--help``."""
+"""The modules whose ``register(app)`` adds their commands, in the order of ``--help``
+(``workflows`` also adds those of ``reading`` and ``interactive``, ``definitions`` that of
+``validate_cmd``)."""
 
 
 def _version(value: bool) -> None:
