@@ -19,7 +19,7 @@ from ruvon import (
     WorkflowStatus,
 )
 from ruvon_cli import settings
-from ruvon_cli._context import EXIT_NOT_FOUND, EXIT_USAGE, fail, open_builder
+from ruvon_cli._context import EXIT_NOT_FOUND, EXIT_USAGE, console, fail, open_builder
 
 __all__ = [
     "EMPTY_REGISTRY",
@@ -120,9 +120,19 @@ def wants_json(flag: bool | None) -> bool:
 
 
 async def go_on(workflow: Workflow, auto: bool) -> None:
-    """With ``--auto``, run steps until the workflow is no longer ACTIVE."""
-    if auto and workflow.status is WorkflowStatus.ACTIVE:
+    """With ``--auto``, run steps until the workflow is no longer ACTIVE; on a terminal a status
+    line names the step running and counts the calls (a long workflow shows its progress)."""
+    if not (auto and workflow.status is WorkflowStatus.ACTIVE):
+        return
+    if not console.is_terminal:
         await drive(workflow.run())
+        return
+    calls = 0
+    with console.status("") as line:
+        while workflow.status is WorkflowStatus.ACTIVE and calls < 100_000:
+            calls += 1
+            line.update(f"Running {workflow.current_step_name} (call {calls})...")
+            await drive(workflow.next_step())
 
 
 async def start_workflow(
