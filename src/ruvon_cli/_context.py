@@ -30,6 +30,7 @@ from rich.console import Console
 from ruvon import WorkflowBuilder
 from ruvon.errors import PersistenceError, RuvonError, WorkflowNotFoundError
 from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.persistence import PersistenceProvider
 from ruvon.serialization import jsonable
 from ruvon.settings import DEFAULT_DATABASE_URL
 from ruvon_cli import settings
@@ -46,6 +47,7 @@ __all__ = [
     "fail",
     "json_argument",
     "open_builder",
+    "open_store",
     "print_json",
     "run",
 ]
@@ -136,9 +138,7 @@ def open_builder(
 ) -> WorkflowBuilder:
     """A builder on the command's database and definitions (``registry``: a registry mapping
     or file instead of the config directory's)."""
-    from ruvon.settings import persistence_from_url
-
-    provider = persistence_from_url(database_url(db))
+    provider = open_store(database_url(db))
     execution = _execution()
     if registry is not None:
         return WorkflowBuilder(
@@ -149,6 +149,16 @@ def open_builder(
         persistence_provider=provider,
         execution_provider=execution,
     )
+
+
+def open_store(url: str) -> PersistenceProvider:
+    """A (not yet initialized) provider for ``url``; a command is one short client, so a
+    PostgreSQL pool of a few connections, not the server-sized default."""
+    from ruvon.settings import persistence_from_url
+
+    if url.split(":", 1)[0].lower().startswith("postgres"):
+        return persistence_from_url(url, pool_min_size=1, pool_max_size=4)
+    return persistence_from_url(url)
 
 
 def _execution() -> ExecutionProvider | None:

@@ -22,10 +22,9 @@ from rich.table import Table
 from ruvon.database import database_location
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.scheduler import ScheduledRun, ScheduleRunner
-from ruvon.settings import persistence_from_url
 from ruvon.worker import DrivenRun, Worker, WorkerRound
 from ruvon.zombie_scanner import ZombieScanner
-from ruvon_cli._context import console, database_url, open_builder, print_json, run
+from ruvon_cli._context import console, database_url, open_builder, open_store, print_json, run
 from ruvon_cli._loops import StatusLine, clock, json_line, now, sdk_logs, until_signal
 from ruvon_cli.db import Db, Json
 
@@ -360,7 +359,7 @@ def _started(started: ScheduledRun) -> str:
 async def _opened_store(url: str) -> AsyncIterator[PersistenceProvider]:
     """The persistence provider of ``url``, initialized (missing migrations applied), then
     closed."""
-    store = persistence_from_url(url)
+    store = open_store(url)
     await store.initialize()
     try:
         yield store
