@@ -111,9 +111,7 @@ class WorkflowCore:
         self._broken: BaseException | None = None
         """Why this object may not drive the run any more (its state is unreadable, or the
         record of a failure could not be committed)."""
-        if lease is None:
-            lease = RunLease(getattr(services.monitor, "worker_id", None), services.lease_seconds)
-        self._lease = lease
+        self._lease = RunLease.for_services(services) if lease is None else lease
         """This object's lease on the run while it drives it (``ruvon.lease``)."""
 
         self.id: str = record.id

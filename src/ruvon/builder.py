@@ -252,7 +252,7 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
         first = compiled.steps[0]
         definition = compiled.definition
         starts = (start or definition.automate_start) and parent_execution_id is None
-        lease = RunLease(self._driver(), self.lease_seconds) if starts else None
+        lease = self._workflow_lease() if starts else None
         record = WorkflowRecord(
             id=workflow_id or str(uuid.uuid4()),
             workflow_type=workflow_type,
@@ -332,10 +332,9 @@ class WorkflowBuilder(DefinitionAccess, ChildStarts):
         or ACTIVE at a step without ``automate_next``)."""
         return await self.create_workflow(workflow_type, initial_data, start=True, **options)
 
-    def _driver(self) -> str | None:
-        """Who drives the runs of this builder (the step monitor's worker id)."""
-        monitor = self.step_monitor
-        return None if monitor is None else monitor.worker_id
+    def _workflow_lease(self) -> RunLease:
+        """A new driver's lease, as a workflow object of this builder makes its own."""
+        return RunLease.for_services(self._services())
 
     async def load_workflow(
         self,

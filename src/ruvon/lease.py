@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 __all__ = ["RunLease"]
 
@@ -45,6 +46,12 @@ class RunLease:
         """Whether the last word of the store was that this object holds the lease."""
         self._end: datetime | None = None
         self._at = 0.0
+
+    @classmethod
+    def for_services(cls, services: Any) -> RunLease:
+        """The lease of a driver with these ``StepServices``: held by the step monitor's worker
+        (or this process), for ``services.lease_seconds``."""
+        return cls(getattr(services.monitor, "worker_id", None), services.lease_seconds)
 
     def starting(self) -> datetime:
         """The end of a lease taken with the row it is written into (a workflow created to be

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from ruvon import JumpTargetError
+from ruvon import JumpTargetError, Workflow
 from ruvon_cli import settings
 from ruvon_cli._context import EXIT_USAGE, fail, json_argument, print_json, run
 from ruvon_cli._workflow_session import (
@@ -68,6 +68,15 @@ def _auto(flag: bool | None) -> bool:
     return bool(settings.load().default("auto_execute")) if flag is None else flag
 
 
+async def _finish(workflow: Workflow, auto: bool | None, as_json: bool, verb: str) -> None:
+    """Go on with ``--auto``, then print the run (JSON, or its outcome with hints)."""
+    await go_on(workflow, _auto(auto))
+    if as_json:
+        print_json(workflow.to_dict())
+    else:
+        print_outcome(workflow, f"Workflow {verb}: {workflow.id}")
+
+
 # -- start ---------------------------------------------------------------------------------
 
 
@@ -95,11 +104,7 @@ def start(
         as_json = wants_json(json_output)
         async with session(db, registry_for(workflow_type, config)) as builder:
             workflow = await start_workflow(builder, workflow_type, initial)
-            await go_on(workflow, _auto(auto))
-            if as_json:
-                print_json(workflow.to_dict())
-            else:
-                print_outcome(workflow, f"Workflow started: {workflow.id}")
+            await _finish(workflow, auto, as_json, "started")
 
     run(work)
 
@@ -134,11 +139,7 @@ def resume(
         async with session(db) as builder:
             workflow = await load_workflow(builder, workflow_id)
             await drive(workflow.next_step(user_input))
-            await go_on(workflow, _auto(auto))
-            if as_json:
-                print_json(workflow.to_dict())
-            else:
-                print_outcome(workflow, f"Workflow resumed: {workflow.id}")
+            await _finish(workflow, auto, as_json, "resumed")
 
     run(work)
 
@@ -172,11 +173,7 @@ def retry(
             except JumpTargetError:
                 available = ", ".join(step.name for step in workflow.steps)
                 fail(f"Unknown step '{from_step}'. Available steps: {available}")
-            await go_on(workflow, _auto(auto))
-            if as_json:
-                print_json(workflow.to_dict())
-            else:
-                print_outcome(workflow, f"Workflow retried: {workflow.id}")
+            await _finish(workflow, auto, as_json, "retried")
 
     run(work)
 
