@@ -16,7 +16,7 @@ from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.errors import ConcurrencyConflictError
 from ruvon.models import WorkflowStatus, check_transition
 from ruvon.providers.execution import AsyncTask, TaskDispatched, step_result
-from ruvon.providers.persistence import AuditEvent, LogEntry
+from ruvon.providers.persistence import AuditEvent
 from ruvon.serialization import Encoded
 from ruvon.steps import StepOutcome, StepRun
 
@@ -62,11 +62,6 @@ class AsyncSteps(DagStages):
             step.index,
             {**metadata, "waiting_for": step.name},
             audit,
-            logs=[
-                LogEntry(
-                    "INFO", f"Starting step: {step.name} (dispatched, token {token})", step.name
-                )
-            ],
             state_json=state_json,
             progress=self.progress.step_dispatched(step.name, token),
         )

@@ -9,13 +9,13 @@ import time
 import uuid
 from typing import Any
 
-from ruvon._workflow_step import StageMember, StepCycle, step_logs
+from ruvon._workflow_step import StageMember, StepCycle
 from ruvon.dag import ready_steps
 from ruvon.definition.compiled import CompiledStep
 from ruvon.models import WorkflowStatus, check_transition
 from ruvon.observing import Notice
 from ruvon.providers.execution import ParallelOutcome, ParallelTask
-from ruvon.providers.persistence import AuditEvent, LogEntry, MetricPoint
+from ruvon.providers.persistence import AuditEvent, MetricPoint
 from ruvon.steps import STEP_RUNNERS, StepRun
 
 __all__ = ["DagStages"]
@@ -100,11 +100,9 @@ class DagStages(StepCycle):
         progress = self.progress
         audit: list[AuditEvent] = []
         metrics: list[MetricPoint] = []
-        logs: list[LogEntry] = []
         for outcome in outcomes:
             result = outcome.result or {}
             progress = progress.step_completed(outcome.name, result)
-            logs += step_logs(outcome.name, f"completed in {outcome.duration_ms:.1f} ms")
             audit.append(
                 AuditEvent(
                     "STEP_EXECUTED",
@@ -123,7 +121,6 @@ class DagStages(StepCycle):
         tokens = {member.step.name: uuid.uuid4().hex for member in sent}
         for name, token in tokens.items():
             progress = progress.step_dispatched(name, token)
-            logs += step_logs(name, f"dispatched, token {token}")
         steps = self._compiled.steps
         metadata = self.metadata
         if sent:
@@ -174,7 +171,6 @@ class DagStages(StepCycle):
                 metadata,
                 audit,
                 metrics=metrics,
-                logs=logs,
                 completed=status is WorkflowStatus.COMPLETED,
                 state_json=state_json,
                 progress=progress,

@@ -57,7 +57,6 @@ class FailurePath(RollbackPath):
             )
         )
         logs = [
-            LogEntry("INFO", f"Starting step: {step.name}", step_name=step.name),
             LogEntry("ERROR", f"Step failed: {message}", step_name=step.name),
         ]
         notices = (

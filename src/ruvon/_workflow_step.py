@@ -30,7 +30,6 @@ from ruvon.models import (
 from ruvon.observing import Notice
 from ruvon.providers.persistence import (
     AuditEvent,
-    LogEntry,
     MetricPoint,
 )
 from ruvon.serialization import Encoded, jsonable
@@ -39,34 +38,6 @@ from ruvon.steps import STEP_RUNNERS, RetryScheduled, StepOutcome, StepRun
 __all__ = ["StepCycle"]
 
 logger = logging.getLogger("ruvon.workflow")
-
-
-def step_logs(step_name: str, outcome: str) -> list[LogEntry]:
-    """The INFO execution-log entry of a step, written with its commit: that it started
-    (WF-04: ``Starting step: <name>``) and how it ended, e.g. ``Starting step: Charge
-    (completed in 1.2 ms)``. One entry, not two: a log row is a noticeable part of a commit."""
-    return [LogEntry("INFO", f"Starting step: {step_name} ({outcome})", step_name=step_name)]
-
-
-def _outcome_text(
-    outcome: StepOutcome,
-    status: WorkflowStatus,
-    duration_ms: float,
-    target: CompiledStep | None,
-) -> str:
-    """How a committed step ended, for its execution log."""
-    if status.is_waiting:
-        if outcome.completes_step:
-            return f"paused the workflow after {duration_ms:.1f} ms"
-        return "waits for input"
-    text = f"completed in {duration_ms:.1f} ms"
-    if status is WorkflowStatus.PENDING_ASYNC:
-        text += "; the run waits for dispatched steps"
-    if target is not None:
-        text += f"; jumped to {target.name}"
-    if status is WorkflowStatus.COMPLETED:
-        text += "; workflow completed"
-    return text
 
 
 def _audit_input(validated: BaseModel | None, user_input: Mapping[str, Any]) -> dict[str, Any]:
@@ -289,8 +260,6 @@ class StepCycle(StepChecks):
                     new_status=status.value,
                 )
             )
-        jumped = steps[target] if target is not None else None
-        logs = step_logs(step.name, _outcome_text(outcome, status, duration_ms, jumped))
         stack = self.completed_steps_stack
         if self.saga_mode and outcome.completes_step and step.compensate is not None:
             stack = [*stack, {"step_index": step.index, "step_name": step.name}]
@@ -313,7 +282,6 @@ class StepCycle(StepChecks):
                 metadata,
                 audit,
                 metrics=metrics,
-                logs=logs,
                 stack=stack,
                 completed=status is WorkflowStatus.COMPLETED,
                 state_json=state_json,
@@ -437,7 +405,6 @@ class StepCycle(StepChecks):
                 metadata,
                 audit,
                 metrics=metrics,
-                logs=step_logs(step.name, f"part done in {duration_ms:.1f} ms"),
                 state_json=state_json,
                 progress=self.progress.step_progressed(step.name, outcome.cursor),
                 notices=[notice],

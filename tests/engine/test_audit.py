@@ -82,8 +82,16 @@ async def test_paused_and_failed_steps(
         ("ERROR", "Explode"),
     ]
     assert logs[0].message.startswith("Starting step: Start (completed in ")
-    assert logs[1].message == "Starting step: Explode"
+    assert logs[1].message == "Starting step: Explode (failed)"
     assert logs[2].message.startswith("Step failed: RuntimeError")
+    # The per-step lines are read from the audit entries of the step commits.
+    assert logs[0].metadata == {
+        "audit_id": logs[0].metadata["audit_id"],
+        "event_type": "STEP_EXECUTED",
+    }
     paused_logs = await persistence.get_execution_logs(paused.id)
-    assert [log.message.split(" (")[0] for log in paused_logs] == ["Starting step: Submit"]
-    assert "paused the workflow" in paused_logs[0].message
+    assert [log.message.split(" (")[0] for log in paused_logs] == [
+        "Starting step: Submit",
+        "Workflow waits",
+    ]
+    assert paused_logs[1].message.endswith(f"({paused.status.value}) at step Submit")

@@ -56,7 +56,7 @@ async def test_a_failing_step_fails_the_workflow(
         ("ERROR", "Explode", "Step failed: RuntimeError: card declined")
     ]
     explode = await persistence.get_execution_logs(workflow.id, step_name="Explode")
-    assert [e.message for e in explode] == ["Starting step: Explode", errors[0].message]
+    assert [e.message for e in explode] == ["Starting step: Explode (failed)", errors[0].message]
 
 
 async def test_a_step_retried_by_its_policy_completes(

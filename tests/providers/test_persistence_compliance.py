@@ -322,7 +322,14 @@ async def test_commit_bumps_version_and_writes_everything(store: PersistenceProv
 
     logs = await store.get_execution_logs("wf-1")
     assert [(e.level, e.message, e.step_name, e.metadata) for e in logs] == [
-        ("INFO", "validated", "validate", {"n": 1})
+        ("INFO", "validated", "validate", {"n": 1}),
+        # The run's status change, read from its audit entry (ruvon.providers.step_log).
+        (
+            "INFO",
+            "Workflow completed",
+            None,
+            {"audit_id": ids[2], "event_type": "WORKFLOW_COMPLETED"},
+        ),
     ]
     assert logs[0].workflow_id == "wf-1" and is_utc(logs[0].logged_at)
 
@@ -571,6 +578,57 @@ async def test_audit_order_filter_and_limit(store: PersistenceProvider) -> None:
         "STEP_STARTED",
     ]
     assert len(await store.get_audit_log("wf-2")) == 1
+
+
+async def test_step_lines_are_read_from_the_audit_entries(store: PersistenceProvider) -> None:
+    await store.create_workflow(make_record("wf-1"))
+    await store.commit_workflow(
+        WorkflowCommit(
+            make_update("wf-1"),
+            expected_version=1,
+            audit=[
+                AuditEvent(
+                    "STEP_EXECUTED", step_name="a", data={"jumped_to": "c"}, duration_ms=1.25
+                ),
+                AuditEvent("STEP_DISPATCHED", step_name="b", data={"token": "t1"}),
+                AuditEvent("WORKFLOW_PAUSED", step_name="b", new_status="WAITING_HUMAN"),
+            ],
+            logs=[LogEntry("DEBUG", "logged by a", step_name="a")],
+        )
+    )
+    await store.commit_workflow(
+        WorkflowCommit(
+            make_update("wf-1", status="FAILED"),
+            expected_version=2,
+            audit=[
+                AuditEvent("STEP_FAILED", step_name="c", data={"error": "boom"}),
+                AuditEvent("WORKFLOW_FAILED", step_name="c"),  # no line of its own
+            ],
+            logs=[LogEntry("ERROR", "Step failed: boom", step_name="c")],
+        )
+    )
+
+    async def lines(**filters: Any) -> list[tuple[str, str | None, str]]:
+        logs = await store.get_execution_logs("wf-1", **filters)
+        return [(entry.level, entry.step_name, entry.message) for entry in logs]
+
+    everything = [
+        ("INFO", "a", "Starting step: a (completed in 1.2 ms; jumped to c)"),
+        ("INFO", "b", "Starting step: b (dispatched, token t1)"),
+        ("DEBUG", "a", "logged by a"),
+        ("INFO", "b", "Workflow waits (WAITING_HUMAN) at step b"),
+        ("INFO", "c", "Starting step: c (failed)"),
+        ("ERROR", "c", "Step failed: boom"),
+    ]
+    assert await lines() == everything
+    assert await lines(limit=2) == everything[:2]
+    assert await lines(step_name="a") == [everything[0], everything[2]]
+    assert await lines(level="info") == [everything[i] for i in (0, 1, 3, 4)]
+    assert await lines(level="ERROR") == [everything[5]]
+    assert await lines(level="DEBUG", step_name="b") == []
+    logs = await store.get_execution_logs("wf-1")
+    assert logs[0].id is None and logs[2].id is not None  # a derived line is no log row
+    assert logs[0].workflow_id == "wf-1" and is_utc(logs[0].logged_at)
 
 
 async def test_execution_logs_filters(store: PersistenceProvider) -> None:

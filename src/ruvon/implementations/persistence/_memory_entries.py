@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ruvon.providers import step_log
 from ruvon.providers.persistence import AuditEvent, Heartbeat, LogEntry, MetricPoint
 from ruvon.serialization import loads, serialize
 
@@ -93,13 +94,20 @@ class MemoryEntries(ABC):
         self, workflow_id: str, *, event_type: str | None = None, limit: int = 100
     ) -> list[AuditEvent]:
         events = [
+            event
+            for event in self._events(workflow_id)
+            if event_type is None or event.event_type == event_type
+        ]
+        return events[: max(limit, 0)]
+
+    def _events(self, workflow_id: str) -> list[AuditEvent]:
+        """The audit entries of a workflow as read, in the order written."""
+        return [
             dataclasses.replace(
                 event, data=_parsed(data), workflow_id=workflow_id, id=entry_id, timestamp=at
             )
             for event, data, entry_id, at in self._audit.get(workflow_id, [])
-            if event_type is None or event.event_type == event_type
         ]
-        return events[: max(limit, 0)]
 
     async def log_execution(self, workflow_id: str, entry: LogEntry) -> None:
         metadata = json_or_none(entry.metadata)
@@ -128,7 +136,15 @@ class MemoryEntries(ABC):
             if (step_name is None or entry.step_name == step_name)
             and (wanted is None or entry.level.upper() == wanted)
         ]
-        return entries[: max(limit, 0)]
+        if not step_log.wants_step_lines(level):
+            return entries[: max(limit, 0)]
+        derived = [
+            step_log.step_log_entry(event)
+            for event in self._events(workflow_id)
+            if event.event_type in step_log.STEP_LOG_EVENTS
+            and (step_name is None or event.step_name == step_name)
+        ]
+        return step_log.merge_logs(entries, derived, max(limit, 0))
 
     async def record_metric(self, workflow_id: str, point: MetricPoint) -> None:
         tags = json_or_none(point.tags)

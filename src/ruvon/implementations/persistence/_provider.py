@@ -20,6 +20,7 @@ from ruvon.implementations.persistence._sql_compensation import SQLCompensationL
 from ruvon.implementations.persistence._sql_leases import SQLLeases
 from ruvon.implementations.persistence._sql_recovery import SQLRecovery
 from ruvon.implementations.persistence._sql_schedules import SQLScheduleStore
+from ruvon.providers import step_log
 from ruvon.providers.persistence import (
     AuditEvent,
     Heartbeat,
@@ -179,10 +180,17 @@ class SQLProvider(SQLScheduleStore, SQLCompensationLog, SQLRecovery, SQLLeases, 
         level: str | None = None,
         limit: int = 50,
     ) -> list[LogEntry]:
-        """Execution log lines of a workflow in the order they were written."""
+        """Execution log lines of a workflow in the order they were written, with the per-step
+        lines read from the audit log (:mod:`ruvon.providers.step_log`)."""
         text, args = _queries.logs_query(workflow_id, step_name, level, limit)
         rows = await self._fetch(self.dialect.sql(text), args, "read execution logs")
-        return [_rows.log_from_row(row, self.dialect) for row in rows]
+        stored = [_rows.log_from_row(row, self.dialect) for row in rows]
+        if not step_log.wants_step_lines(level):
+            return stored
+        text, args = _queries.step_log_audit_query(workflow_id, step_name, limit)
+        rows = await self._fetch(self.dialect.sql(text), args, "read execution logs")
+        derived = [step_log.step_log_entry(_rows.audit_from_row(row, self.dialect)) for row in rows]
+        return step_log.merge_logs(stored, derived, limit)
 
     async def record_metric(self, workflow_id: str, point: MetricPoint) -> None:
         """Store one metric point."""

@@ -21,6 +21,7 @@ from ruvon.implementations.persistence._sql import (
 )
 from ruvon.models import statuses_matching
 from ruvon.providers.persistence import check_aware, check_page
+from ruvon.providers.step_log import STEP_LOG_EVENTS
 
 __all__ = [
     "Query",
@@ -31,6 +32,7 @@ __all__ = [
     "logs_query",
     "metrics_query",
     "status_values",
+    "step_log_audit_query",
 ]
 
 
@@ -154,6 +156,19 @@ def logs_query(
     )
     query.equals("workflow_id", workflow_id).equals("step_name", step_name)
     query.equals("log_level", None if level is None else level.upper())
+    return query.text("id", limit), query.args
+
+
+def step_log_audit_query(
+    workflow_id: str, step_name: str | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The audit entries the per-step lines of ``get_execution_logs`` are read from
+    (:data:`~ruvon.providers.step_log.STEP_LOG_EVENTS`), as (PostgreSQL-syntax text, args)."""
+    query = Query(
+        f"SELECT id, workflow_id, {', '.join(AUDIT_COLUMNS)}, timestamp FROM workflow_audit_log"
+    )
+    query.equals("workflow_id", workflow_id).equals("step_name", step_name)
+    query.one_of("event_type", STEP_LOG_EVENTS)
     return query.text("id", limit), query.args
 
 
