@@ -3,7 +3,9 @@ underwriter's inbox) and the report of a dispatched ASYNC step from another proc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import random
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +117,7 @@ class RunQueries:
         Returns False, changing nothing, for a stale or repeated report. A report that races
         another writer is retried on the reloaded workflow, where the token decides again.
         """
-        for _ in range(3):
+        for attempt in range(_REPORT_ATTEMPTS):
             workflow = await self.load_workflow(
                 workflow_id,
                 persistence_provider=persistence_provider,
@@ -126,5 +128,55 @@ class RunQueries:
                     step_index, token, result=result, error=error
                 )
             except ConcurrencyConflictError:
-                continue
-        return False
+                if attempt == _REPORT_ATTEMPTS - 1:
+                    raise
+                # Siblings reporting at the same moment: let one of them commit first.
+                await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+        return False  # pragma: no cover - the loop returns or raises
+
+    async def run_dispatched_step(
+        self,
+        workflow_id: str,
+        step_index: int,
+        token: str,
+        *,
+        user_input: Mapping[str, Any] | None = None,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+    ) -> bool:
+        """What a remote worker does with a dispatched step it received: load the workflow,
+        run the step's function here (``Workflow.run_dispatched``: with a heartbeat, on the
+        committed state, with the ``user_input`` sent with the task) and report its outcome
+        (:meth:`complete_async_step`), which merges, commits and goes on with the steps
+        ``automate_next`` chains to it — in this process.
+
+        Returns False, running nothing, when the dispatch does not apply any more (the step
+        was already applied, a stale token): a redelivered message is dropped before the
+        function runs. True when the outcome was applied."""
+        workflow = await self.load_workflow(
+            workflow_id,
+            persistence_provider=persistence_provider,
+            execution_provider=execution_provider,
+        )
+        outcome = await workflow.run_dispatched(step_index, token, user_input)
+        if outcome is None:
+            return False
+        try:
+            return await workflow.complete_async_step(
+                step_index, token, result=outcome.result, error=outcome.error
+            )
+        except ConcurrencyConflictError:  # the run moved on meanwhile: read it again
+            return await self.complete_async_step(
+                workflow_id,
+                step_index,
+                token,
+                result=outcome.result,
+                error=outcome.error,
+                persistence_provider=persistence_provider,
+                execution_provider=execution_provider,
+            )
+
+
+_REPORT_ATTEMPTS = 10
+"""How often a report is tried against a row that other writers keep moving (siblings of a
+DAG stage or the tasks of a PARALLEL step reporting at once)."""

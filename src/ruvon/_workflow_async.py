@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ruvon._workflow_dag import DagStages
@@ -18,9 +20,9 @@ from ruvon.models import WorkflowStatus, check_transition
 from ruvon.providers.execution import AsyncTask, TaskDispatched, step_result
 from ruvon.providers.persistence import AuditEvent
 from ruvon.serialization import Encoded
-from ruvon.steps import StepOutcome, StepRun
+from ruvon.steps import STEP_RUNNERS, StepOutcome, StepRun
 
-__all__ = ["AsyncSteps"]
+__all__ = ["AsyncSteps", "DispatchedRun"]
 
 logger = logging.getLogger("ruvon.workflow")
 
@@ -96,6 +98,7 @@ class AsyncSteps(DagStages):
             user_input=kwargs,
             data_region=self.data_region,
             token=token,
+            queue=step.definition.queue or self.data_region,
             report=self._reporter(step.index, token),
         )
         started = time.perf_counter()
@@ -140,6 +143,60 @@ class AsyncSteps(DagStages):
             return False
 
         return report
+
+    async def run_dispatched(
+        self, step_index: int, token: str, user_input: Mapping[str, Any] | None = None
+    ) -> DispatchedRun | None:
+        """Run the function of a dispatched step here, in this process: what a remote worker
+        does with a task it received (the report is :meth:`complete_async_step`, or
+        ``WorkflowBuilder.run_dispatched_step`` for both).
+
+        Returns None, running nothing, when the dispatch does not apply any more (the step was
+        already applied, the token is stale, the run moved on): a redelivered or duplicated
+        message is dropped before the function runs. The function gets the committed state
+        and ``user_input`` (the keyword arguments sent with the task); a heartbeat is kept
+        while it runs. Its exception is returned in the outcome, not raised."""
+        step = self._dispatched(step_index, token)
+        if step is None:
+            return None
+        runner = STEP_RUNNERS.get(step.kind)
+        spec = runner.stage_dispatch(step) if runner is not None else None
+        if spec is None:
+            return None
+        monitor = self._services.monitor
+        running = monitor.enter(self._persistence, self.id, step.name) if monitor else None
+        run = self._step_run(dict(user_input or {}))
+        started = time.perf_counter()
+        try:
+            result = await self._execution.execute_sync_step_function(
+                spec.func, self.state, run.context(step), **dict(user_input or {})
+            )
+            outcome = DispatchedRun(step.name, result, None, time.perf_counter() - started)
+        except Exception as exc:
+            outcome = DispatchedRun(step.name, None, exc, time.perf_counter() - started)
+        finally:
+            if running is not None and monitor is not None and monitor.leave(running):
+                await monitor.forget(running)
+        return outcome
+
+    def _dispatched(self, step_index: int, token: str) -> CompiledStep | None:
+        """The step dispatched with ``token`` at ``step_index`` if the run still waits for it."""
+        steps = self._compiled.steps
+        if not 0 <= step_index < len(steps):
+            return None
+        step = steps[step_index]
+        if (
+            self.status is WorkflowStatus.PENDING_ASYNC
+            and self.progress.dispatch.get(step.name) == token
+        ):
+            return step
+        logger.info(
+            "Dropped a delivery of step %s of workflow %s: already applied or not dispatched "
+            "with this token",
+            step.name,
+            self.id,
+        )
+        return None
 
     async def complete_async_step(
         self,
@@ -217,6 +274,17 @@ class AsyncSteps(DagStages):
             step, outcome, state, state_json, target, None, duration_ms, {}, None
         )
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchedRun:
+    """What a dispatched step's function came to when a worker ran it (``run_dispatched``):
+    its result or its exception, and how long it ran (seconds)."""
+
+    step_name: str
+    result: dict[str, Any] | None
+    error: BaseException | None
+    seconds: float
 
 
 _REPORT_ATTEMPTS = 3

@@ -67,21 +67,15 @@ class StageMember:
 class StepCycle(StepChecks):
     """Running the current step and committing its outcome."""
 
-    async def _run_current(
-        self, user_input: dict[str, Any], first: bool
-    ) -> tuple[dict[str, Any] | None, bool]:
-        """Run the current step; return its result (None if it only started waiting) and
-        whether ``automate_next`` goes on to the next one."""
-        steps = self._compiled.steps
-        index = self.current_step_index
-        resuming = normalize_status(self.status) if first and self.status.is_waiting else None
-        if index >= len(steps):
-            # A pause in the last step: resuming it completes the workflow.
-            await self._claim_lease()
-            await self._finish_without_step(resuming)
-            return {}, False
-        step = steps[index]
-        run = StepRun(
+    def _step_run(
+        self,
+        user_input: dict[str, Any],
+        first: bool = False,
+        resuming: WorkflowStatus | None = None,
+        cursor: dict[str, Any] | None = None,
+    ) -> StepRun:
+        """What the current step runs with."""
+        return StepRun(
             workflow_id=self.id,
             workflow_type=self.workflow_type,
             state=self.state,
@@ -96,10 +90,26 @@ class StepCycle(StepChecks):
             evaluator=self._evaluator,
             templates=self._templates,
             metadata=self.metadata,
-            cursor=self.progress.loops.get(step.name),
+            cursor=cursor,
             services=self._services,
             retries=self._retries,
         )
+
+    async def _run_current(
+        self, user_input: dict[str, Any], first: bool
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Run the current step; return its result (None if it only started waiting) and
+        whether ``automate_next`` goes on to the next one."""
+        steps = self._compiled.steps
+        index = self.current_step_index
+        resuming = normalize_status(self.status) if first and self.status.is_waiting else None
+        if index >= len(steps):
+            # A pause in the last step: resuming it completes the workflow.
+            await self._claim_lease()
+            await self._finish_without_step(resuming)
+            return {}, False
+        step = steps[index]
+        run = self._step_run(user_input, first, resuming, self.progress.loops.get(step.name))
         if self._dag is not None and resuming is None:
             stage = self._stage(step)
             if stage:

@@ -11,6 +11,7 @@ warnings and errors go to stderr, one line each (tracebacks with ``--debug``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import Enum
@@ -196,15 +197,40 @@ def worker(
         typer.Option("--worker-id", help="Who claims the runs. Default: host-pid-random."),
     ] = None,
     json_output: Json = False,
+    celery: Annotated[
+        bool,
+        typer.Option(
+            "--celery",
+            help=(
+                "Start a Celery worker of ruvon.celery_app instead (ASYNC steps sent by the "
+                "Celery execution provider); broker from CELERY_BROKER_URL."
+            ),
+        ),
+    ] = False,
+    queues: Annotated[
+        str, typer.Option("--queues", "-Q", help="With --celery: comma-separated queues.")
+    ] = "default",
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", min=1, help="With --celery: processes (default: CPUs)"),
+    ] = None,
 ) -> None:
     """Drive the runs that have automatic work pending and nobody to do it: runs the zombie
     scanner resumed, chains interrupted between steps, retries that are due, parents whose
     child settled. Loads workflow types from ./config (or RUVON_CONFIG_DIR) and step modules
     from the working directory. Runs until Ctrl+C or SIGTERM, or one round with --once.
 
+    With --celery it starts a Celery worker instead, the same as `celery -A ruvon.celery_app
+    worker -Q default`, on the database of --db / RUVON_DATABASE_URL (docs/deployment.md).
+
     Example: ruvon worker --poll-interval 5 --idle-seconds 60
+
+    Example: ruvon worker --celery -Q default,eu-west-1 --concurrency 4
     """
     url = database_url(db)
+    if celery:
+        _celery_worker(url, queues, concurrency)
+        return
 
     async def work() -> None:
         async with open_builder(db) as builder:
@@ -238,6 +264,22 @@ def worker(
 
     with sdk_logs():
         run(work)
+
+
+def _celery_worker(url: str, queues: str, concurrency: int | None) -> None:
+    """Run ``ruvon.celery_app``'s worker in this process (it reads the database URL from the
+    environment when it is imported)."""
+    os.environ["RUVON_DATABASE_URL"] = url
+    try:
+        from ruvon.celery_app import app
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"--celery needs Celery: pip install 'ruvon-sdk[celery]' ({exc})"
+        ) from exc
+    argv = ["worker", "-Q", queues, "-l", "INFO"]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    app.worker_main(argv)
 
 
 def _print_round(worker_id: str, done: WorkerRound, json_output: bool) -> None:

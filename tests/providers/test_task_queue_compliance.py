@@ -1,19 +1,25 @@
 """The task queue part of the persistence contract, checked on every provider.
 
 Each test takes ``store`` and runs on memory, SQLite and PostgreSQL. The one rule that matters
-most: two concurrent claimers never get the same task (on PostgreSQL also across pools).
+most: two concurrent claimers never get the same task (on PostgreSQL also across pools), and
+of concurrent ``claim_task`` calls of one task exactly one wins (on the SQL stores also across
+providers sharing the database).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from ruvon.errors import PersistenceError, TaskNotFoundError, WorkflowNotFoundError
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.providers.persistence import PersistenceProvider, TaskQueue, TaskRecord
 from tests.providers.test_persistence_compliance import make_record
 
@@ -270,6 +276,193 @@ async def test_postgres_claimers_in_separate_pools_never_share_a_task(
         assert len(ids) == len(set(ids)) == 40
         assert set(ids) == created
         assert {task.worker_id for task in claimed} <= {f"worker-{n}" for n in range(8)}
+    finally:
+        for provider in providers:
+            await provider.close()
+
+
+# -- claim_task: one task, by id ---------------------------------------------------------------
+
+FRESH = 60.0
+"""A staleness threshold no claim of a test outlives."""
+
+
+async def _task(store: PersistenceProvider) -> TaskRecord:
+    await _workflow(store)
+    return await store.create_task_record("wf-1", "charge", 0)
+
+
+async def _claim(store: PersistenceProvider, task_id: str, worker_id: str) -> TaskRecord:
+    claimed = await store.claim_task(task_id, worker_id, stale_after_seconds=FRESH)
+    assert claimed is not None, f"{worker_id} could not claim task {task_id!r}"
+    return claimed
+
+
+async def test_claim_task_takes_a_pending_task(store: PersistenceProvider) -> None:
+    task = await _task(store)
+    before = datetime.now(UTC)
+    claimed = await _claim(store, task.task_id, "worker-a")
+    assert claimed.task_id == task.task_id
+    assert claimed.status == "RUNNING"
+    assert claimed.worker_id == "worker-a"
+    assert claimed.claimed_at is not None and claimed.claimed_at >= before
+    assert claimed.started_at == claimed.claimed_at
+    assert claimed.updated_at == claimed.claimed_at
+    assert claimed.completed_at is None
+    assert (claimed.task_data, claimed.retry_count) == (task.task_data, 0)
+    assert claimed.created_at == task.created_at
+    assert await _get(store, task.task_id) == claimed
+
+
+async def test_claim_task_refuses_another_worker_while_the_claim_is_fresh(
+    store: PersistenceProvider,
+) -> None:
+    task = await _task(store)
+    held = await _claim(store, task.task_id, "worker-a")
+    assert await store.claim_task(task.task_id, "worker-b", stale_after_seconds=FRESH) is None
+    assert await _get(store, task.task_id) == held
+    # A task claimed by claim_next_task (CLAIMED) is held alike.
+    other = await store.create_task_record("wf-1", "refund", 1)
+    queued = await store.claim_next_task("worker-a", step_name="refund")
+    assert queued is not None and queued.task_id == other.task_id
+    assert await store.claim_task(other.task_id, "worker-b", stale_after_seconds=FRESH) is None
+    assert await _get(store, other.task_id) == queued
+
+
+async def test_claim_task_by_the_same_worker_renews(store: PersistenceProvider) -> None:
+    task = await _task(store)
+    first = await _claim(store, task.task_id, "worker-a")
+    await asyncio.sleep(0.01)
+    renewed = await _claim(store, task.task_id, "worker-a")
+    assert renewed.status == "RUNNING"
+    assert renewed.worker_id == "worker-a"
+    assert renewed.claimed_at == first.claimed_at
+    assert renewed.started_at == first.started_at
+    assert first.updated_at is not None
+    assert renewed.updated_at is not None and renewed.updated_at > first.updated_at
+    assert await _get(store, task.task_id) == renewed
+
+
+async def test_claim_task_runs_a_task_claimed_from_the_queue(store: PersistenceProvider) -> None:
+    task = await _task(store)
+    queued = await store.claim_next_task("worker-a")
+    assert queued is not None and queued.task_id == task.task_id
+    running = await _claim(store, task.task_id, "worker-a")
+    assert running.status == "RUNNING"
+    assert running.claimed_at == queued.claimed_at
+    assert running.started_at is not None
+    assert queued.claimed_at is not None and running.started_at >= queued.claimed_at
+
+
+async def test_claim_task_takes_over_a_stale_claim(store: PersistenceProvider) -> None:
+    task = await _task(store)
+    dead = await _claim(store, task.task_id, "worker-a")
+    await asyncio.sleep(0.3)
+    taken = await store.claim_task(task.task_id, "worker-b", stale_after_seconds=0.2)
+    assert taken is not None
+    assert taken.status == "RUNNING"
+    assert taken.worker_id == "worker-b"
+    assert dead.claimed_at is not None
+    assert taken.claimed_at is not None and taken.claimed_at > dead.claimed_at
+    assert taken.updated_at == taken.claimed_at
+    assert taken.started_at == dead.started_at  # it was started once
+    assert await _get(store, task.task_id) == taken
+    # The old holder, back to renew, finds the task held by a live worker.
+    assert await store.claim_task(task.task_id, "worker-a", stale_after_seconds=0.2) is None
+    assert await _get(store, task.task_id) == taken
+
+
+async def test_claim_task_of_a_task_put_back_to_pending_is_a_new_claim(
+    store: PersistenceProvider,
+) -> None:
+    task = await _task(store)
+    first = await _claim(store, task.task_id, "worker-a")
+    await store.update_task_status(task.task_id, "PENDING")
+    await asyncio.sleep(0.01)
+    again = await _claim(store, task.task_id, "worker-a")
+    assert first.claimed_at is not None
+    assert again.claimed_at is not None and again.claimed_at > first.claimed_at
+    assert again.status == "RUNNING"
+
+
+@pytest.mark.parametrize("status", ["COMPLETED", "FAILED"])
+async def test_claim_task_of_a_finished_task_is_none(
+    store: PersistenceProvider, status: str
+) -> None:
+    task = await _task(store)
+    await _claim(store, task.task_id, "worker-a")
+    finished = await store.update_task_status(task.task_id, status)
+    for worker_id in ("worker-a", "worker-b"):
+        assert await store.claim_task(task.task_id, worker_id, stale_after_seconds=FRESH) is None
+        # However old the claim, a finished task stays finished.
+        assert await store.claim_task(task.task_id, worker_id, stale_after_seconds=1e-6) is None
+    assert await _get(store, task.task_id) == finished
+
+
+async def test_claim_task_of_an_unknown_task_is_none(store: PersistenceProvider) -> None:
+    task = await _task(store)
+    unknown = str(uuid.uuid4())
+    assert await store.claim_task(unknown, "worker-a", stale_after_seconds=FRESH) is None
+    assert await store.get_task_record(unknown) is None
+    assert await _get(store, task.task_id) == task
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 0.0, -0.5, math.nan, math.inf])
+async def test_claim_task_needs_a_positive_staleness(
+    store: PersistenceProvider, seconds: float
+) -> None:
+    task = await _task(store)
+    with pytest.raises(ValueError, match="stale_after_seconds"):
+        await store.claim_task(task.task_id, "worker-a", stale_after_seconds=seconds)
+    assert await _get(store, task.task_id) == task
+
+
+async def _race(stores: list[PersistenceProvider], task_id: str) -> list[TaskRecord]:
+    """Ten workers claim ``task_id`` at once, spread over ``stores``; the claims that won."""
+    claims = await asyncio.gather(
+        *(
+            stores[n % len(stores)].claim_task(task_id, f"worker-{n}", stale_after_seconds=FRESH)
+            for n in range(10)
+        )
+    )
+    return [claim for claim in claims if claim is not None]
+
+
+async def test_concurrent_claim_task_calls_have_one_winner(store: PersistenceProvider) -> None:
+    task = await _task(store)
+    winners = await _race([store], task.task_id)
+    assert len(winners) == 1
+    assert await _get(store, task.task_id) == winners[0]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[], PersistenceProvider]:
+    """Makes providers (each its own connections) on one database: a file or a schema."""
+    if request.param == "sqlite":
+        return lambda: SQLitePersistenceProvider(tmp_path / "shared.db")
+    url: str = request.getfixturevalue("postgres_url")
+    schema: str = request.getfixturevalue("postgres_schema")
+    return lambda: PostgresPersistenceProvider(url, schema=schema, pool_min_size=1, pool_max_size=4)
+
+
+async def test_claim_task_from_separate_providers_has_one_winner(
+    shared_database: Callable[[], PersistenceProvider],
+) -> None:
+    providers = [shared_database() for _ in range(2)]
+    for provider in providers:
+        await provider.initialize()
+    try:
+        task = await _task(providers[0])
+        winners = await _race(providers, task.task_id)
+        assert len(winners) == 1
+        for provider in providers:
+            assert await _get(provider, task.task_id) == winners[0]
+        # The loser's view of a fresh claim: refused from either provider.
+        for n, provider in enumerate(providers):
+            late = await provider.claim_task(task.task_id, f"late-{n}", stale_after_seconds=FRESH)
+            assert late is None
     finally:
         for provider in providers:
             await provider.close()

@@ -183,6 +183,10 @@ class _StepBase(_Strict):
     next: str | None = None
     """Explicit successor (a step name or ``END``) instead of the next step in the file."""
     compensate_on_failure: bool = False
+    queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$")
+    """Where a distributed execution provider (Celery) sends the step's work: an ASYNC step's
+    function, a PARALLEL step's tasks. Default: the workflow's ``data_region``, else
+    ``default``."""
 
     @field_validator("name")
     @classmethod

@@ -100,6 +100,9 @@ class AsyncTask:
     execution_context: ExecutionContext | None = None
     token: str = ""
     """The dispatch token stored with the workflow: a completion must present it."""
+    queue: str | None = None
+    """Where a distributed provider sends it: the step's ``queue``, else the workflow's
+    ``data_region``, else the provider's default queue."""
     report: Callable[..., Awaitable[Any]] | None = field(default=None, compare=False)
     """For providers that run the task in this process in the background: call
     ``await report(result=...)`` or ``await report(error=...)`` when it is done. Remote

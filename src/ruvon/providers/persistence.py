@@ -265,7 +265,8 @@ class TaskQueue(Protocol):
     """Step tasks that workers claim atomically (for distributed executors).
 
     The one rule: two concurrent ``claim_next_task`` calls never get the same task, even from
-    different processes sharing the database.
+    different processes sharing the database; nor do two ``claim_task`` calls of one task by
+    different workers both succeed.
     """
 
     async def create_task_record(
@@ -291,6 +292,28 @@ class TaskQueue(Protocol):
         """Atomically take the oldest PENDING task (of ``step_name``, if given) for
         ``worker_id``: it becomes CLAIMED with ``worker_id`` and ``claimed_at`` set. ``None``
         when no task is waiting."""
+        ...
+
+    async def claim_task(
+        self, task_id: str, worker_id: str, *, stale_after_seconds: float
+    ) -> TaskRecord | None:
+        """Take the task ``task_id`` for ``worker_id`` with one conditional write, atomic even
+        across processes sharing the database; return the task as stored, or ``None``.
+
+        The claim succeeds when the task is PENDING; or CLAIMED/RUNNING by another worker
+        whose claim was last renewed (its ``updated_at``) more than ``stale_after_seconds``
+        ago (that worker is taken for dead); or CLAIMED/RUNNING by ``worker_id`` itself (a
+        renewal). The task then becomes RUNNING with ``worker_id`` set, ``claimed_at`` set to
+        now unless this is a renewal (which keeps it), ``started_at`` set if it was not, and
+        ``updated_at`` set to now. Times are the database's clock in the SQL stores.
+
+        Returns ``None`` and writes nothing when another live worker holds the task, when it
+        is COMPLETED or FAILED, or when there is no such task. A distributed worker claims a
+        task before it runs the step's function and calls this again (a renewal) more often
+        than ``stale_after_seconds`` while the function runs, so a duplicate delivery is
+        refused and a killed worker's task can be taken over once its claim is stale. Raises
+        ``ValueError`` naming ``stale_after_seconds`` unless it is a positive finite number.
+        """
         ...
 
     async def update_task_status(

@@ -9,10 +9,11 @@ the event loop: two claims never take the same task.
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ruvon.errors import TaskNotFoundError
@@ -24,6 +25,19 @@ __all__ = ["MemoryTaskQueue"]
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _claimable(task: TaskRecord, worker_id: str, now: datetime, stale_after: float) -> bool:
+    """Whether ``worker_id`` may claim ``task`` at ``now``: it is PENDING, or CLAIMED/RUNNING
+    by ``worker_id`` itself or by a worker that has not renewed it for ``stale_after`` s."""
+    if task.status == "PENDING":
+        return True
+    if task.status not in ("CLAIMED", "RUNNING"):
+        return False
+    if task.worker_id == worker_id:
+        return True
+    renewed = task.updated_at
+    return renewed is not None and now - renewed > timedelta(seconds=stale_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +139,36 @@ class MemoryTaskQueue(ABC):
             ),
         )
         self._tasks[claimed.record.task_id] = claimed
+        return claimed.load()
+
+    async def claim_task(
+        self, task_id: str, worker_id: str, *, stale_after_seconds: float
+    ) -> TaskRecord | None:
+        """Take task ``task_id`` for ``worker_id`` (or renew its claim); ``None`` when a live
+        worker holds it or it is finished or unknown. See the Protocol."""
+        if not 0 < stale_after_seconds < math.inf:
+            raise ValueError(
+                f"stale_after_seconds must be a positive number, got {stale_after_seconds!r}."
+            )
+        # No await between the check and the write: atomic on the event loop.
+        kept = self._tasks.get(task_id)
+        now = _now()
+        if kept is None or not _claimable(kept.record, worker_id, now, stale_after_seconds):
+            return None
+        task = kept.record
+        renewal = task.status != "PENDING" and task.worker_id == worker_id
+        claimed = dataclasses.replace(
+            kept,
+            record=dataclasses.replace(
+                task,
+                status="RUNNING",
+                worker_id=worker_id,
+                claimed_at=(task.claimed_at or now) if renewal else now,
+                started_at=task.started_at or now,
+                updated_at=now,
+            ),
+        )
+        self._tasks[task_id] = claimed
         return claimed.load()
 
     async def update_task_status(

@@ -8,6 +8,7 @@ handling, its error translation and the two write paths it does its own way:
 
 from __future__ import annotations
 
+import math
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -280,6 +281,20 @@ class SQLProvider(SQLScheduleStore, SQLCompensationLog, SQLRecovery, SQLLeases, 
         )
         return _rows.task_from_row(rows[0], self.dialect) if rows else None
 
+    async def claim_task(
+        self, task_id: str, worker_id: str, *, stale_after_seconds: float
+    ) -> TaskRecord | None:
+        """Take task ``task_id`` for ``worker_id`` (or renew its claim) with one conditional
+        UPDATE; ``None`` when a live worker holds it or it is finished or unknown. See the
+        Protocol. The statement's WHERE is the whole decision: PostgreSQL re-checks it on the
+        row a concurrent claim just wrote, SQLite runs it under the write lock."""
+        _check_stale_after(stale_after_seconds)
+        args = [self.dialect.stale_arg(stale_after_seconds), task_id, worker_id]
+        rows = await self._fetch_write(
+            self.statements.claim_task_by_id, args, f"claim task '{task_id}' for '{worker_id}'"
+        )
+        return _rows.task_from_row(rows[0], self.dialect) if rows else None
+
     async def update_task_status(
         self,
         task_id: str,
@@ -302,3 +317,9 @@ class SQLProvider(SQLScheduleStore, SQLCompensationLog, SQLRecovery, SQLLeases, 
         """The stored task, or ``None``."""
         rows = await self._fetch(self.statements.select_task, [task_id], f"load task '{task_id}'")
         return _rows.task_from_row(rows[0], self.dialect) if rows else None
+
+
+def _check_stale_after(seconds: float) -> None:
+    """Raise ``ValueError`` unless ``seconds`` is a positive finite number."""
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"stale_after_seconds must be a positive number, got {seconds!r}.")

@@ -123,7 +123,8 @@ class Dialect:
     next_seq: str
     """The value of ``workflow_executions.seq`` in an INSERT."""
     stale_cutoff: str
-    """The time before which a heartbeat is stale, in terms of parameter ``$1``..."""
+    """The time before which a heartbeat (or a task's claim) is stale, in terms of parameter
+    ``$1``..."""
     stale_arg: Callable[[float], Any]
     """... computed from the staleness threshold in seconds."""
     claim_lock: str
@@ -237,6 +238,20 @@ WHERE task_id = (
 {_RETURNING_TASK}"""
 """Take the oldest PENDING task (of step ``$2`` unless NULL) for worker ``$1``."""
 
+_CLAIM_TASK_BY_ID = f"""UPDATE tasks
+SET status = 'RUNNING', worker_id = $3::text,
+    claimed_at = CASE WHEN status <> 'PENDING' AND worker_id = $3::text
+                      THEN COALESCE(claimed_at, now()) ELSE now() END,
+    started_at = COALESCE(started_at, now()),
+    updated_at = now()
+WHERE task_id = $2 AND (status = 'PENDING' OR (status IN ('CLAIMED', 'RUNNING')
+    AND (worker_id = $3::text OR updated_at < {{cutoff}})))
+{_RETURNING_TASK}"""
+"""Take task ``$2`` for worker ``$3``: a PENDING task, one ``$3`` holds already (a renewal,
+which keeps ``claimed_at``), or one whose holder last renewed it before the staleness cutoff
+(computed from ``$1``, the threshold in seconds). The right-hand sides read the row as it was.
+"""
+
 _UPDATE_TASK = f"""UPDATE tasks
 SET status = $2::text,
     started_at = CASE WHEN $2::text = 'RUNNING' THEN now() ELSE started_at END,
@@ -269,6 +284,7 @@ class Statements:
     select_task: str
     select_task_by_key: str
     claim_task: str
+    claim_task_by_id: str
     update_task: str
 
     @classmethod
@@ -292,6 +308,7 @@ class Statements:
             select_task=sql(f"{_SELECT_TASK} WHERE task_id = $1"),
             select_task_by_key=sql(f"{_SELECT_TASK} WHERE idempotency_key = $1"),
             claim_task=sql(_CLAIM_TASK.replace("{lock}", dialect.claim_lock)),
+            claim_task_by_id=sql(_CLAIM_TASK_BY_ID.format(cutoff=dialect.stale_cutoff)),
             update_task=sql(_UPDATE_TASK),
         )
 
