@@ -62,6 +62,7 @@ WORKFLOWS = {
             function: celery_steps.charge
             automate_next: true
           - name: Ship
+            type: ASYNC
             function: celery_steps.ship
             automate_next: true
           - name: Notify
@@ -131,6 +132,7 @@ class Deployment:
             **os.environ,
             **WORKER_ENV,
             "CELERY_BROKER_URL": BROKER,
+            "RUVON_CELERY_QUEUE": self.queue,  # where workers send the ASYNC steps they chain
             "RUVON_DATABASE_URL": self.database_url,
             "RUVON_CONFIG_DIR": str(self.root / "config"),
             "RUVON_TEST_RECORD": str(self.record),

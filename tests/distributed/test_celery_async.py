@@ -64,7 +64,8 @@ async def test_async_steps_run_on_workers_and_the_run_completes(deployment: Depl
     assert _counts(deployment, workflow.id) == Counter(STEPS)
     pids = {run["step"]: run["pid"] for run in deployment.runs()}
     assert pids["Validate"] == os.getpid()
-    # Charge and the chained Ship ran on the main queue's worker; Notify went to its own
+    # Charge and the chained Ship (an ASYNC step the worker sent to the default queue,
+    # RUVON_CELERY_QUEUE) ran on the main queue's worker; Notify went to its own
     # queue (`queue:` in the YAML), and the worker there went on with Finish.
     assert pids["Charge"] == pids["Ship"] == main.process.pid
     assert pids["Notify"] == pids["Finish"] == notifier.process.pid

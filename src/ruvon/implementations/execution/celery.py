@@ -132,8 +132,9 @@ class CeleryExecutionProvider:
     ``broker_url`` / ``result_backend`` default to ``CELERY_BROKER_URL`` /
     ``CELERY_RESULT_BACKEND``; pass ``app`` to send through an application of your own (it
     must use JSON). A step goes to its ``queue:``, else to the workflow's ``data_region``,
-    else to ``default_queue``. Sending happens on a thread, so a slow broker never blocks
-    the event loop.
+    else to ``default_queue`` (default: ``RUVON_CELERY_QUEUE``, else ``default``) — also when
+    a worker sends the next ASYNC step of a chain. Sending happens on a thread, so a slow
+    broker never blocks the event loop.
     """
 
     def __init__(
@@ -142,11 +143,13 @@ class CeleryExecutionProvider:
         result_backend: str | None = None,
         *,
         app: Celery | None = None,
-        default_queue: str = DEFAULT_QUEUE,
+        default_queue: str | None = None,
         local: ExecutionProvider | None = None,
     ) -> None:
         self.app = app if app is not None else make_celery_app(broker_url, result_backend)
-        self.default_queue = default_queue
+        self.default_queue = (
+            default_queue or os.environ.get("RUVON_CELERY_QUEUE", "").strip() or DEFAULT_QUEUE
+        )
         self.local: ExecutionProvider = local if local is not None else SyncExecutionProvider()
 
     async def initialize(self) -> None:
