@@ -108,11 +108,13 @@ class RunQueries:
         *,
         result: dict[str, Any] | None = None,
         error: BaseException | None = None,
+        duration_ms: float | None = None,
         persistence_provider: PersistenceProvider | None = None,
         execution_provider: ExecutionProvider | None = None,
     ) -> bool:
         """Report the outcome of a dispatched ASYNC step from anywhere (a worker, another
-        process): load the workflow and apply it once (``Workflow.complete_async_step``).
+        process): load the workflow and apply it once (``Workflow.complete_async_step``;
+        ``duration_ms``: how long the function ran).
 
         Returns False, changing nothing, for a stale or repeated report. A report that races
         another writer is retried on the reloaded workflow, where the token decides again.
@@ -125,7 +127,7 @@ class RunQueries:
             )
             try:
                 return await workflow.complete_async_step(
-                    step_index, token, result=result, error=error
+                    step_index, token, result=result, error=error, duration_ms=duration_ms
                 )
             except ConcurrencyConflictError:
                 if attempt == _REPORT_ATTEMPTS - 1:
@@ -161,21 +163,41 @@ class RunQueries:
         outcome = await workflow.run_dispatched(step_index, token, user_input)
         if outcome is None:
             return False
+        duration_ms = outcome.seconds * 1000.0
         try:
             return await workflow.complete_async_step(
-                step_index, token, result=outcome.result, error=outcome.error
-            )
-        except ConcurrencyConflictError:  # the run moved on meanwhile: read it again
-            return await self.complete_async_step(
-                workflow_id,
                 step_index,
                 token,
                 result=outcome.result,
                 error=outcome.error,
-                persistence_provider=persistence_provider,
-                execution_provider=execution_provider,
+                duration_ms=duration_ms,
             )
+        except ConcurrencyConflictError:  # the run moved on meanwhile: read it again
+            pass
+        # The function ran: its report must not be lost to siblings reporting at the same
+        # moment (many tasks of one PARALLEL step), so it is tried for up to a minute.
+        deadline = asyncio.get_running_loop().time() + _REPORT_PATIENCE_SECONDS
+        while True:
+            try:
+                return await self.complete_async_step(
+                    workflow_id,
+                    step_index,
+                    token,
+                    result=outcome.result,
+                    error=outcome.error,
+                    duration_ms=duration_ms,
+                    persistence_provider=persistence_provider,
+                    execution_provider=execution_provider,
+                )
+            except ConcurrencyConflictError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(random.uniform(0.01, 0.1))
 
+
+_REPORT_PATIENCE_SECONDS = 60.0
+"""How long a worker keeps trying to report a function it ran against a row other writers keep
+moving, before it gives up (the delivery is then retried by the broker)."""
 
 _REPORT_ATTEMPTS = 10
 """How often a report is tried against a row that other writers keep moving (siblings of a

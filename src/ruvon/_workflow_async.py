@@ -2,7 +2,9 @@
 PENDING_ASYNC with a dispatch token *before* the task is sent, so a fast worker can never
 overtake that commit; the result comes back through :meth:`AsyncSteps.complete_async_step`,
 which applies it once — a stale or repeated completion (wrong token, or the step already
-completed) changes nothing."""
+completed) changes nothing. The tasks of a PARALLEL step sent one by one report through the
+same two entry points (``run_dispatched``, ``complete_async_step``), by their own tokens
+(``_workflow_fanout``)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,9 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from ruvon._workflow_dag import DagStages
+from ruvon._workflow_fanout import DispatchedRun, FanOutSteps
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.errors import ConcurrencyConflictError
 from ruvon.models import WorkflowStatus, check_transition
@@ -27,7 +28,7 @@ __all__ = ["AsyncSteps", "DispatchedRun"]
 logger = logging.getLogger("ruvon.workflow")
 
 
-class AsyncSteps(DagStages):
+class AsyncSteps(FanOutSteps):
     """Dispatching a step's function and applying its reported result."""
 
     async def _dispatch_step(
@@ -155,7 +156,14 @@ class AsyncSteps(DagStages):
         already applied, the token is stale, the run moved on): a redelivered or duplicated
         message is dropped before the function runs. The function gets the committed state
         and ``user_input`` (the keyword arguments sent with the task); a heartbeat is kept
-        while it runs. Its exception is returned in the outcome, not raised."""
+        while it runs. Its exception is returned in the outcome, not raised.
+
+        A token of one task of a PARALLEL step runs that task alone, on its own copy of the
+        state and with its own context, bounded by the step's ``timeout_seconds`` (a
+        ``TimeoutError`` after it) and retried by its ``retry_policy``."""
+        fanned_out = self._fanned_out(step_index)
+        if fanned_out is not None:
+            return await self._run_task(fanned_out, token, user_input)
         step = self._dispatched(step_index, token)
         if step is None:
             return None
@@ -205,23 +213,32 @@ class AsyncSteps(DagStages):
         *,
         result: dict[str, Any] | None = None,
         error: BaseException | None = None,
+        duration_ms: float | None = None,
     ) -> bool:
         """Apply the reported outcome of a dispatched step: merge its result and go on (running
         the steps ``automate_next`` chains to it), or fail the step with ``error``.
+        ``duration_ms``: how long the function ran where it ran (its ``step_duration_ms``);
+        default: the time this call takes, which is only the merge.
 
         Returns False and changes nothing when the report is stale or repeated: the workflow
         is not waiting for this step with this token any more. The commit is conditioned on
         the row version this object holds, so a report racing another writer cannot apply
         twice either (``ConcurrencyConflictError``: load the workflow again and retry).
+
+        A token of one task of a PARALLEL step records that task's outcome; the report that
+        completes the set (or a batch) merges the tasks and commits the step with it.
         """
         async with self._lock:
+            fanned_out = self._fanned_out(step_index)
+            if fanned_out is not None:
+                seconds = None if duration_ms is None else duration_ms / 1000.0
+                return await self._complete_task(fanned_out, token, result, error, seconds)
             steps = self._compiled.steps
             if not 0 <= step_index < len(steps):
                 return False
             step = steps[step_index]
-            failure = await self._apply_completion(
-                step, token, result, error, time.perf_counter(), check=True
-            )
+            started = time.perf_counter() - (duration_ms or 0.0) / 1000.0
+            failure = await self._apply_completion(step, token, result, error, started, check=True)
             if failure is _STALE:
                 return False
             while self.status is WorkflowStatus.ACTIVE and failure is None:
@@ -274,17 +291,6 @@ class AsyncSteps(DagStages):
             step, outcome, state, state_json, target, None, duration_ms, {}, None
         )
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchedRun:
-    """What a dispatched step's function came to when a worker ran it (``run_dispatched``):
-    its result or its exception, and how long it ran (seconds)."""
-
-    step_name: str
-    result: dict[str, Any] | None
-    error: BaseException | None
-    seconds: float
 
 
 _REPORT_ATTEMPTS = 3

@@ -186,9 +186,12 @@ class ChildWorkflows(AsyncSteps):
         *,
         result: dict[str, Any] | None = None,
         error: BaseException | None = None,
+        duration_ms: float | None = None,
     ) -> bool:
         before = self.status
-        applied = await super().complete_async_step(step_index, token, result=result, error=error)
+        applied = await super().complete_async_step(
+            step_index, token, result=result, error=error, duration_ms=duration_ms
+        )
         if applied and self.status is not before:
             await self._tell_parent()
         return applied

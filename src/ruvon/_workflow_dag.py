@@ -9,7 +9,8 @@ import time
 import uuid
 from typing import Any
 
-from ruvon._workflow_step import StageMember, StepCycle
+from ruvon._workflow_hooks import StageMember
+from ruvon._workflow_step import StepCycle
 from ruvon.dag import ready_steps
 from ruvon.definition.compiled import CompiledStep
 from ruvon.models import WorkflowStatus, check_transition

@@ -7,16 +7,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel
 
 from ruvon import observing
-from ruvon._workflow_checks import StepChecks
+from ruvon._workflow_hooks import StepHooks
 from ruvon._workflow_retries import retry_due_at
-from ruvon.definition.compiled import CallSpec, CompiledStep
+from ruvon.definition.compiled import CompiledStep
 from ruvon.errors import (
     StepNotImplementedError,
     WorkflowStateError,
@@ -55,16 +54,7 @@ def _audit_input(validated: BaseModel | None, user_input: Mapping[str, Any]) -> 
     return recorded
 
 
-@dataclass(frozen=True, slots=True)
-class StageMember:
-    """One step of a DAG stage: its function, run with the stage or dispatched with it."""
-
-    step: CompiledStep
-    call: CallSpec
-    dispatched: bool
-
-
-class StepCycle(StepChecks):
+class StepCycle(StepHooks):
     """Running the current step and committing its outcome."""
 
     def _step_run(
@@ -156,6 +146,8 @@ class StepCycle(StepChecks):
             return await self._dispatch_step(step, outcome, state, state_json, run, resuming)
         if outcome.spawn is not None:
             return await self._start_child(step, outcome, state, state_json, run, resuming)
+        if outcome.wait is WorkflowStatus.PENDING_ASYNC:  # tasks to dispatch one by one
+            return await self._fan_out(step, outcome, state, state_json, run, resuming)
         duration_ms = (time.perf_counter() - started) * 1000.0
         recorded_input = _audit_input(validated, user_input) if first and user_input else None
         await self._complete_step(
@@ -325,54 +317,6 @@ class StepCycle(StepChecks):
                 f"'{step.name}' (Workflow.retry_at); the worker runs it then."
             )
         await asyncio.sleep(wait)
-
-    def _stage(self, step: CompiledStep) -> list[StageMember]:
-        """The DAG stage ``step`` runs in (see ``_workflow_dag``); empty: it runs alone."""
-        return []
-
-    async def _run_stage(
-        self, stage: list[StageMember], run: StepRun, user_input: dict[str, Any]
-    ) -> tuple[dict[str, Any] | None, bool]:
-        """Run a DAG stage (see ``_workflow_dag``)."""
-        raise NotImplementedError
-
-    async def _start_child(
-        self,
-        step: CompiledStep,
-        outcome: StepOutcome,
-        state: Any,
-        state_json: Encoded,
-        run: StepRun,
-        resuming: WorkflowStatus | None,
-    ) -> tuple[dict[str, Any] | None, bool]:
-        """Start the child workflow the step asks for and wait for it (see
-        ``_workflow_children``)."""
-        raise NotImplementedError
-
-    async def _send(
-        self,
-        step: CompiledStep,
-        spec: CallSpec,
-        token: str,
-        run: StepRun,
-        state: Any,
-        state_json: Encoded,
-    ) -> bool:
-        """Send a committed dispatch of ``step`` to the execution provider (see
-        ``_workflow_async``)."""
-        raise NotImplementedError
-
-    async def _dispatch_step(
-        self,
-        step: CompiledStep,
-        outcome: StepOutcome,
-        state: Any,
-        state_json: Encoded,
-        run: StepRun,
-        resuming: WorkflowStatus | None,
-    ) -> tuple[dict[str, Any] | None, bool]:
-        """Send the step's function away (see ``_workflow_async``)."""
-        raise NotImplementedError
 
     async def _commit_part(
         self,

@@ -51,7 +51,7 @@ class Progress:
     ``last_result`` is the result of the last step that completed (the next step's
     ``context.previous_step_result``); ``dispatch`` maps a dispatched step to its token and
     ``loops`` a loop step to its cursor (both for step kinds that wait on remote work or
-    iterate).
+    iterate); ``fan_out`` holds the tasks of a PARALLEL step dispatched one by one.
     """
 
     cursor: str | None = None
@@ -62,6 +62,13 @@ class Progress:
     retries: Mapping[str, Any] = field(default_factory=dict)
     """Step name -> ``{"attempts": <failed attempts committed>, "next_at": <ISO time of the
     next attempt>}`` while a step with a retry policy is between attempts."""
+    fan_out: Mapping[str, Any] = field(default_factory=dict)
+    """Step name -> the PARALLEL step's tasks while they run elsewhere, each sent with a token
+    of its own (:meth:`tasks_dispatched`): ``{"tasks": [[<task>, <token>], ...]`` in declared
+    order, ``"done": {<task>: <outcome>}`` (:meth:`task_reported`), ``"next"``: the step's
+    cursor after this batch (``None``: the last), ``"at"``: when they were sent (epoch
+    seconds)}``. The step itself is in ``dispatch`` meanwhile, so the run waits for it like
+    for any dispatched step."""
 
     # -- reading and writing ---------------------------------------------------------------
 
@@ -78,6 +85,7 @@ class Progress:
             dispatch=dict(data.get("dispatch") or {}),
             loops=dict(data.get("loops") or {}),
             retries=dict(data.get("retries") or {}),
+            fan_out=dict(data.get("fan_out") or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -93,6 +101,8 @@ class Progress:
             data["loops"] = self.loops
         if self.retries:
             data["retries"] = self.retries
+        if self.fan_out:
+            data["fan_out"] = self.fan_out
         return data
 
     def _with(
@@ -104,6 +114,7 @@ class Progress:
         dispatch: Mapping[str, str] | None = None,
         loops: Mapping[str, Any] | None = None,
         retries: Mapping[str, Any] | None = None,
+        fan_out: Mapping[str, Any] | None = None,
     ) -> Progress:
         """A copy with the given fields changed (``dataclasses.replace`` is several times
         slower, and this runs on every commit)."""
@@ -114,6 +125,7 @@ class Progress:
             self.dispatch if dispatch is None else dispatch,
             self.loops if loops is None else loops,
             self.retries if retries is None else retries,
+            self.fan_out if fan_out is None else fan_out,
         )
 
     def status_of(self, step_name: str) -> StepStatus:
@@ -132,7 +144,7 @@ class Progress:
         for name in skipped:
             steps[name] = _SKIPPED
         steps[step_name] = _COMPLETED
-        dispatch, loops, retries = self.dispatch, self.loops, self.retries
+        dispatch, loops, retries, fan_out = self.dispatch, self.loops, self.retries, self.fan_out
         return Progress(
             self.cursor,
             steps,
@@ -140,6 +152,7 @@ class Progress:
             _without(dispatch, step_name) if dispatch else dispatch,
             _without(loops, step_name) if loops else loops,
             _without(retries, step_name) if retries else retries,
+            _without(fan_out, step_name) if fan_out else fan_out,
         )
 
     def step_dispatched(self, step_name: str, token: str) -> Progress:
@@ -149,12 +162,48 @@ class Progress:
             dispatch={**self.dispatch, step_name: token},
         )
 
+    def tasks_dispatched(
+        self,
+        step_name: str,
+        token: str,
+        tasks: Iterable[tuple[str, str]],
+        *,
+        next_cursor: Any,
+        at: float,
+    ) -> Progress:
+        """The ``(task, token)`` pairs of the PARALLEL step ``step_name`` (this batch, in
+        declared order) were sent to run elsewhere, one dispatched unit each; the step waits
+        under ``token`` (in ``dispatch``) until every task has reported. ``next_cursor`` is
+        the step's cursor once they have (``None``: no batch follows); ``at`` the time they
+        were sent (epoch seconds)."""
+        entry = {
+            "tasks": [[name, task_token] for name, task_token in tasks],
+            "done": {},
+            "next": next_cursor,
+            "at": at,
+        }
+        return self._with(
+            steps={**self.steps, step_name: StepStatus.DISPATCHED.value},
+            dispatch={**self.dispatch, step_name: token},
+            fan_out={**self.fan_out, step_name: entry},
+        )
+
+    def task_reported(self, step_name: str, task: str, outcome: Mapping[str, Any]) -> Progress:
+        """Task ``task`` of the dispatched PARALLEL step ``step_name`` reported ``outcome``
+        (JSON-ready); the step still waits for the others."""
+        entry = self.fan_out[step_name]
+        done = {**entry["done"], task: outcome}
+        return self._with(fan_out={**self.fan_out, step_name: {**entry, "done": done}})
+
     def step_progressed(self, step_name: str, cursor: Any) -> Progress:
         """``step_name`` did part of its work (a batch, an iteration) and goes on from
-        ``cursor`` (JSON-ready); it is RUNNING until it completes."""
+        ``cursor`` (JSON-ready); it is RUNNING until it completes. A dispatch of that part
+        (the tasks of a batch) is over."""
         return self._with(
             steps={**self.steps, step_name: StepStatus.RUNNING.value},
             loops={**self.loops, step_name: cursor},
+            dispatch=_without(self.dispatch, step_name),
+            fan_out=_without(self.fan_out, step_name),
         )
 
     def step_failed(self, step_name: str) -> Progress:
@@ -167,7 +216,9 @@ class Progress:
             if name not in self.dispatch or name == step_name
         }
         steps[step_name] = StepStatus.FAILED.value
-        return self._with(steps=steps, dispatch={}, retries=_without(self.retries, step_name))
+        return self._with(
+            steps=steps, dispatch={}, retries=_without(self.retries, step_name), fan_out={}
+        )
 
     def retry_scheduled(self, step_name: str, attempts: int, next_at: str) -> Progress:
         """``attempts`` attempts of ``step_name`` failed; the next one is due at ``next_at``
@@ -184,15 +235,22 @@ class Progress:
     def at(self, cursor: str | None) -> Progress:
         """The record with the run positioned at ``cursor``. A step the run moves (back) to is
         PENDING again, whatever it was, and a part-way cursor of it is forgotten: a retried-from,
-        jumped-to or looped-to step runs anew. Staying on the same step keeps both (a step in
-        parts, a retry of the failed step, a reload)."""
+        jumped-to or looped-to step runs anew (the tasks of an earlier fan-out of it are
+        forgotten too). Staying on the same step keeps both (a step in parts, a retry of the
+        failed step, a reload)."""
         if cursor == self.cursor:
             return self
         if cursor is None:
             return Progress(
-                None, self.steps, self.last_result, self.dispatch, self.loops, self.retries
+                None,
+                self.steps,
+                self.last_result,
+                self.dispatch,
+                self.loops,
+                self.retries,
+                self.fan_out,
             )
-        steps, loops, retries = self.steps, self.loops, self.retries
+        steps, loops, retries, fan_out = self.steps, self.loops, self.retries, self.fan_out
         return Progress(
             cursor,
             _without(steps, cursor) if cursor in steps else steps,
@@ -200,4 +258,5 @@ class Progress:
             self.dispatch,
             _without(loops, cursor) if loops else loops,
             _without(retries, cursor) if retries else retries,
+            _without(fan_out, cursor) if fan_out else fan_out,
         )

@@ -73,6 +73,28 @@ WORKFLOWS = {
           - name: Finish
             function: celery_steps.finish
         """,
+    "ParentOrder": """
+        workflow_type: ParentOrder
+        workflow_version: "1"
+        initial_state_model: celery_steps.OrderState
+        steps:
+          - name: Validate
+            function: celery_steps.validate
+            automate_next: true
+          - name: Charge
+            type: ASYNC
+            function: celery_steps.charge
+            automate_next: true
+          - name: Child
+            type: SUB_WORKFLOW
+            target_workflow_type: AsyncOrder
+            initial_data_template:
+              order_id: "{{{{ state.order_id }}}}-child"
+              amount: "{{{{ state.charged_amount }}}}"
+            automate_next: true
+          - name: Finish
+            function: celery_steps.finish
+        """,
     "ParallelOrder": """
         workflow_type: ParallelOrder
         workflow_version: "1"

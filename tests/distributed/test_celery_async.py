@@ -153,3 +153,22 @@ async def test_ruvon_worker_celery_starts_the_same_worker(deployment: Deployment
         process.terminate()  # Celery's warm shutdown
         assert process.wait(timeout=30) == 0, log.read_text()
     assert _counts(deployment, workflow.id) == Counter(STEPS)
+
+
+async def test_a_worker_starts_and_finishes_a_sub_workflow(deployment: Deployment) -> None:
+    deployment.start_worker()
+    async with deployment.builder() as builder:
+        parent = await builder.start_workflow("ParentOrder", {"order_id": "C-1", "amount": 10.0})
+        assert parent.status is WorkflowStatus.PENDING_ASYNC
+        # The worker charges, starts the child (whose ASYNC steps go through the broker
+        # again), and the child's completion resumes the parent: Finish runs, in a worker.
+        await eventually(lambda: _completed(builder, parent.id), what="the parent to complete")
+        children = await builder.list_workflows(parent_workflow_id=parent.id)
+        assert [(child.workflow_type, child.status) for child in children] == [
+            ("AsyncOrder", "COMPLETED")
+        ]
+        child_state = await _state(builder, children[0].id)
+    assert child_state["order_id"] == "C-1-child"
+    assert child_state["charged_amount"] == 12.1  # 11.0 from the parent, charged again
+    assert _counts(deployment, parent.id) == Counter(["Validate", "Charge", "Finish"])
+    assert _counts(deployment, children[0].id) == Counter(STEPS)

@@ -27,6 +27,16 @@ FINAL = {
         "done": True,
         "parts": {},
     },
+    "ParallelOrder": {
+        **ORDER,
+        "work_seconds": 0.0,
+        "validated": True,
+        "charged_amount": None,
+        "shipped": False,
+        "notified": False,
+        "done": True,
+        "parts": {"Pick": 4, "Wrap": 4, "Label": 5, "Weigh": 5},
+    },
 }
 
 

@@ -10,6 +10,18 @@ until the remote side reports the result back (docs/architecture.md, "Remote exe
 one :class:`ParallelOutcome` per :class:`ParallelTask`, in the tasks' order. Each task works on
 its own copy of the state (:func:`isolated_state`): tasks cannot change the workflow's state,
 the engine merges their results.
+
+**Remote PARALLEL tasks.** A provider may declare the optional attribute
+``remote_parallel_tasks = True`` (read with ``getattr(provider, "remote_parallel_tasks",
+False)``; it is not a member of the Protocol, and a provider without it keeps the in-process
+path). The engine then never calls ``dispatch_parallel_tasks`` for a PARALLEL step: it commits
+the run PENDING_ASYNC with one dispatch token per task and sends every task as an
+:class:`AsyncTask` of its own through :meth:`ExecutionProvider.dispatch_async_task`
+(``step_name`` is the PARALLEL step, ``parallel_task`` the task, ``user_input`` the task's
+keyword arguments, ``function_path`` the task's function). A worker runs each one with
+``WorkflowBuilder.run_dispatched_step(workflow_id, step_index, token, user_input=...)``, which
+applies the step's ``timeout_seconds`` and ``retry_policy`` around the task's function; the
+report that completes the set merges once (docs/architecture.md, "Remote execution").
 """
 
 from __future__ import annotations
@@ -100,6 +112,14 @@ class AsyncTask:
     execution_context: ExecutionContext | None = None
     token: str = ""
     """The dispatch token stored with the workflow: a completion must present it."""
+    parallel_task: str | None = None
+    """The task's name when this is one task of a PARALLEL step (``step_name`` is then the
+    PARALLEL step's name and ``function_path`` the task's function); ``None`` for an ASYNC
+    step."""
+    timeout_seconds: float | None = None
+    """The PARALLEL step's ``timeout_seconds`` with each of its tasks, for information (e.g. a
+    broker's time limit): the worker applies it itself around the task's function
+    (``Workflow.run_dispatched``), and a task that runs past it has failed (``TimeoutError``)."""
     queue: str | None = None
     """Where a distributed provider sends it: the step's ``queue``, else the workflow's
     ``data_region``, else the provider's default queue."""
@@ -139,7 +159,12 @@ class ParallelOutcome:
 
 @runtime_checkable
 class ExecutionProvider(Protocol):
-    """Runs step functions, in this process or elsewhere."""
+    """Runs step functions, in this process or elsewhere.
+
+    Optional, not a member: ``remote_parallel_tasks: bool`` (default False). True sends the
+    tasks of PARALLEL steps one by one through :meth:`dispatch_async_task` instead of
+    :meth:`dispatch_parallel_tasks` (see the module docstring).
+    """
 
     async def initialize(self) -> None:
         """Prepare resources (threads, broker connections). Idempotent."""

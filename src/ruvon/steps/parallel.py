@@ -13,29 +13,27 @@ With ``batch_size`` the tasks run in batches: every batch but the last is return
 of the step (``StepOutcome.cursor = {"next": <index of the next task>}``), which the engine
 merges and commits before the next batch starts, so a crash or a retry resumes at the batch in
 progress.
+
+When the execution provider sends tasks elsewhere (``remote_parallel_tasks``), the runner
+returns a :class:`FanOut` instead of running the batch: the engine commits the run
+PENDING_ASYNC with a token per task and dispatches each task on its own (``_workflow_fanout``);
+the worker finds its task again with :func:`find_task` and the report that completes the batch
+merges it with :func:`~ruvon.steps.merging.fan_in`, like this runner does.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ruvon.definition.compiled import CallSpec, CompiledStep
 from ruvon.definition.loader import import_callable
 from ruvon.definition.schema import ParallelStep
-from ruvon.errors import ParallelExecutionError
-from ruvon.models import MergeStrategy, StepContext
-from ruvon.providers.execution import (
-    ParallelOutcome,
-    ParallelTask,
-    isolated_state,
-    step_result,
-)
-from ruvon.providers.persistence import AuditEvent, MetricPoint
+from ruvon.models import StepContext, WorkflowStatus
+from ruvon.providers.execution import ParallelOutcome, ParallelTask, StepFunction
 from ruvon.steps.base import (
     RunnerBase,
     StepOutcome,
@@ -44,22 +42,42 @@ from ruvon.steps.base import (
     resolve_list,
     with_retries,
 )
-from ruvon.steps.merging import deep_into_state, merge_task_results
+from ruvon.steps.merging import fan_in, parallel_failure
 
-__all__ = ["ParallelRunner"]
+__all__ = ["FanOut", "FanOutTask", "ParallelRunner", "find_task", "task_context"]
 
 logger = logging.getLogger("ruvon.steps")
 
-_MISSING = object()
+
+@dataclass(frozen=True, slots=True)
+class FanOutTask:
+    """One task of a PARALLEL step as it is dispatched and run on its own."""
+
+    name: str
+    function_path: str
+    func: StepFunction
+    kwargs: Mapping[str, Any]
+    """Its keyword arguments (the item under ``item_var_name`` for fan-out tasks): what is
+    sent with the task as its ``user_input``."""
+    loop_item: Any = None
+    loop_index: int | None = None
+
+
+@dataclass(slots=True)
+class FanOut(StepOutcome):
+    """What a PARALLEL step asks for when the execution provider runs its tasks elsewhere:
+    dispatch ``tasks`` (this batch) one by one; the run waits in PENDING_ASYNC until all of
+    them reported. ``next_cursor`` is the step's cursor after them (``None``: last batch)."""
+
+    tasks: Sequence[FanOutTask] = ()
+    next_cursor: Any = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
     """The tasks one run of the step dispatches, and where the step goes on after them."""
 
-    tasks: list[ParallelTask]
-    loop: dict[str, tuple[Any, int]]
-    """Fan-out tasks: task name -> (item, index), for the task's context."""
+    tasks: list[FanOutTask]
     cursor: dict[str, int] | None
     """``{"next": i}`` when tasks are left for later batches; ``None`` for the last batch."""
 
@@ -76,10 +94,6 @@ def _start(step_name: str, cursor: Any) -> int:
     return start
 
 
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
 def _batch(step: CompiledStep, definition: ParallelStep, run: StepRun) -> _Batch:
     """The tasks of this run of the step: all of them, or the batch the cursor points at."""
     start = _start(step.name, run.cursor)
@@ -90,27 +104,68 @@ def _batch(step: CompiledStep, definition: ParallelStep, run: StepRun) -> _Batch
         total = len(definition.tasks)
     stop = total if not definition.batch_size else min(start + definition.batch_size, total)
     cursor = {"next": stop} if stop < total else None
-    tasks: list[ParallelTask] = []
-    loop: dict[str, tuple[Any, int]] = {}
     if definition.iterate_over:
         assert definition.task_function is not None  # the schema requires it
         spec = _spec(definition.task_function)
         shared = spec.keyword_arguments(run.user_input, run.state)
-        takes_item = spec.accepts_any_keyword or definition.item_var_name in spec.keyword_names
-        for index in range(start, stop):
-            name = f"{step.name}_{index}"
-            item = copy.deepcopy(items[index])  # a task cannot change the state through it
-            kwargs = copy.deepcopy(shared)
-            if takes_item:
-                kwargs[definition.item_var_name] = item
-            tasks.append(ParallelTask(name, spec.func, kwargs))
-            loop[name] = (item, index)
+        tasks = [
+            _item_task(step, definition, spec, shared, items, index) for index in range(start, stop)
+        ]
     else:
-        for declared in definition.tasks[start:stop]:
-            spec = _spec(declared.function_path)
-            kwargs = copy.deepcopy(spec.keyword_arguments(run.user_input, run.state))
-            tasks.append(ParallelTask(declared.name, spec.func, kwargs))
-    return _Batch(tasks, loop, cursor)
+        tasks = [
+            _declared_task(declared.name, declared.function_path, run)
+            for declared in definition.tasks[start:stop]
+        ]
+    return _Batch(tasks, cursor)
+
+
+def _item_task(
+    step: CompiledStep,
+    definition: ParallelStep,
+    spec: CallSpec,
+    shared: Mapping[str, Any],
+    items: Sequence[Any],
+    index: int,
+) -> FanOutTask:
+    """The fan-out task of ``items[index]``."""
+    assert definition.task_function is not None
+    item = copy.deepcopy(items[index])  # a task cannot change the state through it
+    kwargs = copy.deepcopy(dict(shared))
+    if spec.accepts_any_keyword or definition.item_var_name in spec.keyword_names:
+        kwargs[definition.item_var_name] = item
+    name = f"{step.name}_{index}"
+    return FanOutTask(name, definition.task_function, spec.func, kwargs, item, index)
+
+
+def _declared_task(name: str, path: str, run: StepRun) -> FanOutTask:
+    """The declared task ``name`` running the function at ``path``."""
+    spec = _spec(path)
+    kwargs = copy.deepcopy(spec.keyword_arguments(run.user_input, run.state))
+    return FanOutTask(name, path, spec.func, kwargs)
+
+
+def find_task(step: CompiledStep, run: StepRun, name: str) -> FanOutTask | None:
+    """The task ``name`` of the PARALLEL ``step`` as :class:`ParallelRunner` makes it for
+    ``run`` (a fan-out task's item is read from ``run.state``); None when the step has no such
+    task (any more)."""
+    definition = step.definition
+    assert isinstance(definition, ParallelStep)
+    if not definition.iterate_over:
+        for declared in definition.tasks:
+            if declared.name == name:
+                return _declared_task(name, declared.function_path, run)
+        return None
+    prefix = f"{step.name}_"
+    digits = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not digits.isdigit() or definition.task_function is None:
+        return None
+    items = resolve_list("PARALLEL", step.name, definition.iterate_over, run.state)
+    index = int(digits)
+    if index >= len(items):
+        return None
+    spec = _spec(definition.task_function)
+    shared = spec.keyword_arguments(run.user_input, run.state)
+    return _item_task(step, definition, spec, shared, items, index)
 
 
 def _spec(path: str) -> CallSpec:
@@ -119,16 +174,28 @@ def _spec(path: str) -> CallSpec:
     return CallSpec.of(import_callable(path), path)
 
 
+def task_context(
+    step: CompiledStep, run: StepRun, task: FanOutTask, attempt: int = 1
+) -> StepContext:
+    """The context of one task: the step's context, named after the task, with the item and
+    its index for fan-out tasks."""
+    return _contexts(step, run, {task.name: task}, attempt)(task)
+
+
 def _contexts(
-    step: CompiledStep, run: StepRun, batch: _Batch, attempt: int
-) -> Callable[[ParallelTask], StepContext]:
-    """The context factory of one dispatch: the step's context, named after the task, with
-    the item and its index for fan-out tasks."""
+    step: CompiledStep, run: StepRun, tasks: Mapping[str, FanOutTask], attempt: int
+) -> Callable[[ParallelTask | FanOutTask], StepContext]:
+    """The context factory of one dispatch of ``tasks`` (by name): see :func:`task_context`."""
     base = run.context(step, attempt).__dict__
 
-    def context_for(task: ParallelTask) -> StepContext:
-        item, index = batch.loop.get(task.name, (None, None))
-        values = {**base, "step_name": task.name, "loop_item": item, "loop_index": index}
+    def context_for(task: ParallelTask | FanOutTask) -> StepContext:
+        known = tasks[task.name]
+        values = {
+            **base,
+            "step_name": task.name,
+            "loop_item": known.loop_item,
+            "loop_index": known.loop_index,
+        }
         return fast_context(values)
 
     return context_for
@@ -141,52 +208,18 @@ class ParallelRunner(RunnerBase):
         definition = step.definition
         assert isinstance(definition, ParallelStep)
         batch = _batch(step, definition, run)
-        outcomes = await self._dispatch(step, definition, run, batch) if batch.tasks else {}
-        succeeded: list[tuple[str, dict[str, Any]]] = []
-        failed: dict[str, BaseException] = {}
-        for task in batch.tasks:  # declared order, whatever order they finished in
-            outcome = outcomes[task.name]
-            if outcome.error is not None:
-                failed[task.name] = outcome.error
-            else:
-                succeeded.append((task.name, outcome.result or {}))
-        merged = await self._merge(step, definition, run, succeeded)
-        audit: list[AuditEvent] = []
-        metadata = None
-        if failed:
-            for name, error in failed.items():
-                logger.warning(
-                    "Parallel task %s of step %s failed (partial success allowed): %s",
-                    name,
-                    step.name,
-                    _describe(error),
-                )
-                audit.append(
-                    AuditEvent(
-                        "PARALLEL_TASK_FAILED",
-                        step_name=step.name,
-                        data={
-                            "task_name": name,
-                            "error": str(error),
-                            "error_type": type(error).__name__,
-                        },
-                    )
-                )
-            metadata = _errors_metadata(step, run, failed)
-        # Each task's duration is a metric (tagged with the task), written with the commit.
-        metrics = [
-            MetricPoint(
-                "parallel_task_duration_ms",
-                outcome.duration_ms,
-                unit="ms",
-                step_name=step.name,
-                tags={"task": outcome.name, "ok": outcome.error is None},
+        if batch.tasks and getattr(run.execution, "remote_parallel_tasks", False):
+            return FanOut(
+                wait=WorkflowStatus.PENDING_ASYNC,
+                completes_step=False,
+                waiting_for=step.name,
+                tasks=batch.tasks,
+                next_cursor=batch.cursor,
             )
-            for outcome in outcomes.values()
-        ]
-        return StepOutcome(
-            result=merged, audit=audit, metadata=metadata, metrics=metrics, cursor=batch.cursor
-        )
+        outcomes = await self._dispatch(step, definition, run, batch) if batch.tasks else {}
+        # Declared order, whatever order they finished in.
+        ordered = [outcomes[task.name] for task in batch.tasks]
+        return await fan_in(step, run, ordered, batch.cursor)
 
     async def _dispatch(
         self, step: CompiledStep, definition: ParallelStep, run: StepRun, batch: _Batch
@@ -197,70 +230,30 @@ class ParallelRunner(RunnerBase):
         policy = definition.retry_policy
         attempts = policy.max_attempts if policy is not None else 1
         outcomes: dict[str, ParallelOutcome] = {}
+        by_name = {task.name: task for task in batch.tasks}
+        tasks = [ParallelTask(task.name, task.func, task.kwargs) for task in batch.tasks]
 
         async def attempt(number: int) -> None:
             pending = [
                 task
-                for task in batch.tasks
+                for task in tasks
                 if task.name not in outcomes or outcomes[task.name].error is not None
             ]
             for outcome in await run.execution.dispatch_parallel_tasks(
                 pending,
                 run.state,
-                _contexts(step, run, batch, number),
+                _contexts(step, run, by_name, number),
                 timeout_seconds=definition.timeout_seconds,
             ):
                 outcomes[outcome.name] = outcome
             errors = {
                 task.name: error
-                for task in batch.tasks
+                for task in tasks
                 if (error := outcomes[task.name].error) is not None
             }
             if not errors or (definition.allow_partial_success and number >= attempts):
                 return
-            described = {name: _describe(error) for name, error in errors.items()}
-            raise ParallelExecutionError(step.name, described) from next(iter(errors.values()))
+            raise parallel_failure(step.name, errors)
 
         await with_retries(step, attempt, run=run)
         return outcomes
-
-    async def _merge(
-        self,
-        step: CompiledStep,
-        definition: ParallelStep,
-        run: StepRun,
-        results: list[tuple[str, dict[str, Any]]],
-    ) -> dict[str, Any]:
-        """The step's result: the task results merged (built-in or ``merge_function_path``),
-        made to merge DEEP into the state when the strategy says so."""
-        if definition.merge_function_path is not None:
-            merge = import_callable(definition.merge_function_path)
-            returned = merge(dict(results), isolated_state(run.state))
-            if inspect.isawaitable(returned):
-                returned = await returned
-            merged = step_result(step.name, returned)
-        else:
-            merged = merge_task_results(
-                step.name, results, definition.merge_strategy, definition.merge_conflict_behavior
-            )
-        if definition.merge_strategy is MergeStrategy.DEEP:
-            merged = deep_into_state(run.state, merged)
-        return merged
-
-
-def _errors_metadata(
-    step: CompiledStep, run: StepRun, failed: Mapping[str, BaseException]
-) -> dict[str, Any]:
-    """``metadata.parallel_errors`` with this step's failed tasks (``{step: {task: "Type:
-    message"}}``), keeping the entries of other steps and, for a later batch, of this step's
-    earlier batches.
-
-    The step's commit writes the whole key back; a fresh run of the step (no cursor) starts
-    its own entry anew.
-    """
-    stored = run.metadata.get("parallel_errors")
-    existing: dict[str, Any] = dict(stored) if isinstance(stored, Mapping) else {}
-    earlier = existing.get(step.name) if run.cursor is not None else None
-    errors = dict(earlier) if isinstance(earlier, Mapping) else {}
-    errors.update({name: _describe(error) for name, error in failed.items()})
-    return {"parallel_errors": {**existing, step.name: errors}}

@@ -11,7 +11,8 @@ goes on with the steps ``automate_next`` chains to it.
 A message carries ids and the dispatch token, never the state: the worker reads the state
 committed with the dispatch. Messages are JSON (never pickle), acknowledged late and requeued
 when the worker running them is lost, so a killed worker's step runs again on another one.
-STANDARD steps and the tasks of PARALLEL steps run in the calling process (``local``).
+The tasks of a PARALLEL step are one message each, so they spread over the workers; the
+report that completes the set merges them, once. STANDARD steps run in the calling process.
 """
 
 from __future__ import annotations
@@ -125,9 +126,9 @@ def make_celery_app(
 
 
 class CeleryExecutionProvider:
-    """Sends ASYNC steps to Celery workers (``dispatch_async_task`` answers
-    :class:`TaskDispatched`); runs everything else in this process through ``local`` (default
-    :class:`SyncExecutionProvider`).
+    """Sends ASYNC steps and the tasks of PARALLEL steps to Celery workers, one message each
+    (``dispatch_async_task`` answers :class:`TaskDispatched`; ``remote_parallel_tasks``); runs
+    everything else in this process through ``local`` (default :class:`SyncExecutionProvider`).
 
     ``broker_url`` / ``result_backend`` default to ``CELERY_BROKER_URL`` /
     ``CELERY_RESULT_BACKEND``; pass ``app`` to send through an application of your own (it
@@ -136,6 +137,10 @@ class CeleryExecutionProvider:
     a worker sends the next ASYNC step of a chain. Sending happens on a thread, so a slow
     broker never blocks the event loop.
     """
+
+    remote_parallel_tasks = True
+    """The engine sends each task of a PARALLEL step through ``dispatch_async_task``; the
+    worker's report that completes the set merges them (docs/architecture.md)."""
 
     def __init__(
         self,
