@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "ruvon_cli.definitions",
     "ruvon_cli.db",
     "ruvon_cli.operations",
+    "ruvon_cli.server_cmd",
 )
 """The modules whose ``register(app)`` adds their commands, in the order of ``--help``
 (``workflows`` also adds those of ``reading`` and ``interactive``, ``definitions`` that of

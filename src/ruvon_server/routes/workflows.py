@@ -1,0 +1,160 @@
+"""Reading runs: the list (API-02), one run (API-04), its current step (API-10) and its graph.
+
+The list and the detail read the stored record (nothing compiled); the current step's input
+schema needs the run's compiled definition, so that one loads the run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, TypedDict
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+
+from ruvon import WorkflowStatus
+from ruvon.injection import INJECTED_KEY, injected_snapshot
+from ruvon_server.deps import BuilderDep, StoreDep, WorkflowIdDep, load_record
+from ruvon_server.driving import step_definition
+from ruvon_server.errors import ERROR_RESPONSES, ApiError
+from ruvon_server.graphs import GRAPH_RESPONSES, FormatQuery, GraphFormat, graph_response
+from ruvon_server.inputs import check_text
+from ruvon_server.schemas.graph import GraphModel
+from ruvon_server.schemas.workflows import CurrentStepInfo, WorkflowDetail, WorkflowList
+from ruvon_server.views import detail, summary
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["workflows"], responses=ERROR_RESPONSES)
+
+MAX_CHILDREN = 1000
+"""The most child ids a run's detail lists."""
+
+_STATUSES = tuple(s.value for s in WorkflowStatus if s is not WorkflowStatus.WAITING_HUMAN_INPUT)
+
+
+def _statuses(text: str | None) -> list[str] | None:
+    """``?status=A`` or ``?status=A,B`` (any case) -> the statuses, or a 422 naming the bad one."""
+    if text is None or not text.strip():
+        return None
+    wanted: list[str] = []
+    for part in text.split(","):
+        name = part.strip().upper()
+        try:
+            wanted.append(WorkflowStatus(name).value)
+        except ValueError:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"Unknown status '{part.strip()[:50]}'; use one of {', '.join(_STATUSES)}.",
+                {"field": "status", "allowed": list(_STATUSES)},
+            ) from None
+    return wanted
+
+
+class _Filters(TypedDict):
+    """The filters ``list_workflows`` and ``count_workflows`` share."""
+
+    status: list[str] | None
+    workflow_type: str | None
+    owner_id: str | None
+    created_after: datetime | None
+    created_before: datetime | None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
+@router.get("/workflows", response_model=WorkflowList)
+async def list_workflows(
+    builder: BuilderDep,
+    status: Annotated[
+        str | None, Query(description="A status, or several separated by commas.")
+    ] = None,
+    workflow_type: Annotated[
+        str | None, Query(alias="type", description="A workflow type.")
+    ] = None,
+    owner: Annotated[
+        str | None, Query(description="The owner_id (the user who started it).")
+    ] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="Inclusive; without a zone: UTC.")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="Exclusive; without a zone: UTC.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    include_state: Annotated[bool, Query(description="Include each run's state.")] = False,
+) -> WorkflowList:
+    """Runs matching every filter, newest first, one page at a time; ``total`` counts them
+    all."""
+    filters = _Filters(
+        status=_statuses(status),
+        workflow_type=check_text(workflow_type, "type"),
+        owner_id=check_text(owner, "owner"),
+        created_after=_aware(created_after),
+        created_before=_aware(created_before),
+    )
+    records = await builder.list_workflows(**filters, limit=limit, offset=offset)
+    total = await builder.count_workflows(**filters)
+    return WorkflowList(
+        total=total,
+        limit=limit,
+        offset=offset,
+        workflows=[summary(record, with_state=include_state) for record in records],
+    )
+
+
+@router.get("/workflow/{workflow_id}/status", response_model=WorkflowDetail)
+@router.get("/workflows/{workflow_id}", response_model=WorkflowDetail)
+async def workflow_detail(
+    builder: BuilderDep, store: StoreDep, workflow_id: WorkflowIdDep
+) -> WorkflowDetail:
+    """One run: status, current step, state, metadata, timestamps, its parent and children."""
+    record = await load_record(store, workflow_id)
+    children = await builder.list_workflows(parent_workflow_id=workflow_id, limit=MAX_CHILDREN)
+    return detail(record, [child.id for child in children])
+
+
+@router.get("/workflow/{workflow_id}/current_step_info", response_model=CurrentStepInfo)
+async def current_step_info(builder: BuilderDep, workflow_id: WorkflowIdDep) -> CurrentStepInfo:
+    """The step the run's next call runs, and the JSON Schema of the input it accepts (its
+    ``input_model``), e.g. to build a form. ``name`` is null once the run has ended."""
+    workflow = await builder.load_workflow(workflow_id, validate_state=False)
+    step = workflow.current_step
+    if step is None:
+        return CurrentStepInfo(
+            workflow_id=workflow.id, status=workflow.status.value, name=None, waiting=False
+        )
+    config = step_definition(workflow, step.name) or {}
+    required = config.get("required_input") or []
+    return CurrentStepInfo(
+        workflow_id=workflow.id,
+        status=workflow.status.value,
+        name=step.name,
+        type=step.type.value,
+        index=step.index,
+        description=step.description,
+        automate_next=step.automate_next,
+        waiting=workflow.status.is_waiting,
+        required_input=[str(key) for key in required],
+        input_schema=workflow.input_schema(),
+    )
+
+
+@router.get("/workflow/{workflow_id}/graph", response_model=GraphModel, responses=GRAPH_RESPONSES)
+async def workflow_graph(
+    store: StoreDep, workflow_id: WorkflowIdDep, how: FormatQuery = GraphFormat.json
+) -> GraphModel | PlainTextResponse:
+    """The graph of the run's own definition (the snapshot it was started with, with any
+    steps injected into it), whatever the current file says."""
+    record = await load_record(store, workflow_id)
+    definition = record.definition_snapshot
+    injected = record.metadata.get(INJECTED_KEY)
+    if injected:
+        definition = injected_snapshot(definition, injected)
+    return graph_response(definition, how)
