@@ -9,8 +9,10 @@ driven under its lease, so concurrent requests need no lock of the server's own.
 
 Routers: ``/health`` (open), then the API under ``/api/v1`` behind the authenticator
 (:mod:`ruvon_server.auth`), then the custom routers of ``RUVON_CUSTOM_ROUTERS`` (behind it
-too). Later additions plug in here: a live event stream (an observer given to the builder),
-Prometheus (``PrometheusObserver`` and its route), tracing.
+too). ``GET /metrics`` (Prometheus, open like ``/health``) and ``GET /api/v1/events`` (Server-
+Sent Events) are fed by observers given to the builder (``_observer``): a
+``WorkflowEventStream``, a ``PrometheusObserver`` on the app's own registry, and
+OpenTelemetry spans when ``RUVON_OTEL_ENABLED`` is set.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from prometheus_client import CollectorRegistry
 
 from ruvon import WorkflowBuilder, __version__
 from ruvon.definition.loader import import_callable
 from ruvon.implementations.execution.thread_pool import ThreadPoolExecutionProvider
+from ruvon.implementations.observability.composite import CompositeObserver
+from ruvon.implementations.observability.events import WorkflowEventStream
+from ruvon.implementations.observability.prometheus import PrometheusObserver
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.settings import persistence_from_url
 from ruvon_server.auth import authenticator
@@ -35,6 +41,7 @@ from ruvon_server.routes import (
     actions,
     definitions,
     health,
+    live,
     metrics,
     observability,
     schedules,
@@ -55,6 +62,7 @@ _API_ROUTERS = (
     observability.router,
     metrics.router,
     schedules.router,
+    live.events_router,
 )
 
 
@@ -79,23 +87,42 @@ def load_router(path: str) -> APIRouter:
     return router
 
 
-def _builder(settings: ServerSettings) -> WorkflowBuilder:
+def _observer(app: FastAPI) -> CompositeObserver:
+    """What the builder reports to: the live event stream, Prometheus, and OpenTelemetry spans
+    when ``RUVON_OTEL_ENABLED`` is set (the tracer provider is the application's: e.g. set up
+    by ``opentelemetry-instrument``)."""
+    observer = CompositeObserver(app.state.events, PrometheusObserver(app.state.registry))
+    if os.environ.get("RUVON_OTEL_ENABLED", "").strip().lower() in ("1", "true", "yes"):
+        try:
+            from ruvon.implementations.observability.otel import OpenTelemetryObserver
+        except ImportError as exc:
+            raise ConfigurationError(f"RUVON_OTEL_ENABLED: {exc}") from exc
+        observer.add(OpenTelemetryObserver())
+    return observer
+
+
+def _builder(settings: ServerSettings, observer: object) -> WorkflowBuilder:
     store = persistence_from_url(settings.database_url)
     execution: ExecutionProvider | None = None
     if settings.execution_provider == "thread_pool":
         execution = ThreadPoolExecutionProvider()
+    elif settings.execution_provider == "celery":
+        from ruvon.implementations.execution.celery import CeleryExecutionProvider
+
+        execution = CeleryExecutionProvider(local=ThreadPoolExecutionProvider())
     return WorkflowBuilder(
         settings.registry_path,
         config_dir=settings.config_dir,
         persistence_provider=store,
         execution_provider=execution,
+        observer=observer,
     )
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServerSettings = app.state.settings
-    builder = _builder(settings)
+    builder = _builder(settings, _observer(app))
     store = builder.persistence_provider
     assert store is not None
     await store.initialize()  # migrate now: a database that cannot be opened stops start-up
@@ -132,8 +159,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.builder = None
+    app.state.events = WorkflowEventStream()
+    app.state.registry = CollectorRegistry()  # the app's own: several apps in one process
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(live.prometheus_router)
     guard = [Depends(authenticator(settings))]
     for router in _API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=guard)

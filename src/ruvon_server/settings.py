@@ -5,7 +5,7 @@
 | ``RUVON_CONFIG_DIR`` | ``./config`` | the registry and workflow files |
 | ``RUVON_WORKFLOW_REGISTRY_PATH`` | ``<config dir>/workflow_registry.yaml`` | a registry |
 | ``RUVON_DATABASE_URL`` (``RUVON_DB_URL``) | ``sqlite:///ruvon.db`` | the database |
-| ``RUVON_EXECUTION_PROVIDER`` | ``sync`` | ``sync`` or ``thread_pool`` (plain steps on threads) |
+| ``RUVON_EXECUTION_PROVIDER`` | ``sync`` | ``sync``, ``thread_pool`` or ``celery`` (to workers) |
 | ``RUVON_AUTH_PROVIDER`` | ``disabled`` | ``disabled`` or ``api_key`` |
 | ``RUVON_API_KEYS`` | | ``key:user:role,role;key2:user2:admin`` (``api_key``) |
 | ``RUVON_CUSTOM_ROUTERS`` | | ``module:router,module.attr`` included at start-up |
@@ -36,7 +36,7 @@ __all__ = [
 AUTH_PROVIDERS = ("disabled", "api_key")
 """The values of ``RUVON_AUTH_PROVIDER`` this server implements."""
 
-EXECUTION_PROVIDERS = ("sync", "thread_pool")
+EXECUTION_PROVIDERS = ("sync", "thread_pool", "celery")
 """The values of ``RUVON_EXECUTION_PROVIDER``: the SDK's default (plain step functions run on
 the event loop, blocking it while they run), or a thread pool (plain step functions on threads,
 so a blocking step does not hold up other requests)."""

@@ -112,7 +112,7 @@ def test_auth_disabled_takes_the_user_from_headers(launch_server: LaunchServer) 
     ("env", "message"),
     [
         ({"RUVON_AUTH_PROVIDER": "jwt"}, "RUVON_AUTH_PROVIDER='jwt' is not supported"),
-        ({"RUVON_EXECUTION_PROVIDER": "celery"}, "RUVON_EXECUTION_PROVIDER='celery' is not one"),
+        ({"RUVON_EXECUTION_PROVIDER": "fibers"}, "RUVON_EXECUTION_PROVIDER='fibers' is not one"),
         ({"RUVON_AUTH_PROVIDER": "api_key"}, "needs at least one key in RUVON_API_KEYS"),
         (
             {"RUVON_AUTH_PROVIDER": "api_key", "RUVON_API_KEYS": "justakey"},
