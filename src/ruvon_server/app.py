@@ -44,6 +44,7 @@ from ruvon_server.routes import (
     live,
     metrics,
     observability,
+    rewind,
     schedules,
     workflows,
 )
@@ -63,6 +64,7 @@ _API_ROUTERS = (
     metrics.router,
     schedules.router,
     live.events_router,
+    rewind.router,
 )
 
 

@@ -93,3 +93,32 @@ def _sample(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} not in the metrics:\n{text}")
+
+
+def test_rewind_goes_back_to_the_step_that_ran_before(server: Server) -> None:
+    with server.client() as api:
+        run = api.post(
+            "/api/v1/workflow/start",
+            json={"workflow_type": "OrderApproval", "initial_data": LARGE},
+        ).json()
+        wid = run["workflow_id"]
+        assert run["current_step"] == "Manager_Approval"
+        rewound = api.post(f"/api/v1/workflow/{wid}/rewind")
+        assert rewound.status_code == 200, rewound.text
+        assert rewound.json() == {
+            "status": "rewound",
+            "workflow_id": wid,
+            "current_step": "Check_Amount",  # the decision that led here, not the file order
+            "workflow_status": "ACTIVE",  # a jump ends the wait
+        }
+        again = api.post(f"/api/v1/workflow/{wid}/rewind")
+        assert again.json()["current_step"] == "Validate_Order"
+        first = api.post(f"/api/v1/workflow/{wid}/rewind")
+        assert first.status_code == 400
+        assert first.json()["error"]["type"] == "cannot_rewind"
+        # Driving it again runs the rewound steps: the decision routes to the manager again.
+        driven = api.post(f"/api/v1/workflow/{wid}/next", json={"user_input": {}})
+        assert driven.status_code == 200, driven.text
+        assert driven.json()["current_step"] == "Manager_Approval"
+        missing = api.post("/api/v1/workflow/no-such-run/rewind")
+        assert missing.status_code == 404

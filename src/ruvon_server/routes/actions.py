@@ -4,8 +4,7 @@ request driving the same run at the same moment a 409 (``workflow_busy``) instea
 step twice. A step that fails is the run's outcome, not the request's: see
 :mod:`ruvon_server.driving`.
 
-There is no ``/rewind``: the SDK has no rewind (``Workflow.jump_to_step`` moves the pointer,
-but going back over completed steps needs an SDK decision on their results and the saga stack).
+``/rewind`` (API-09) is in :mod:`ruvon_server.routes.rewind`.
 """
 
 from __future__ import annotations
