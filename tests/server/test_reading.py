@@ -64,6 +64,30 @@ def test_paging_with_total(api: httpx.Client) -> None:
     assert none == {"total": 0, "limit": 50, "offset": 0, "workflows": []}
 
 
+def test_time_filters_at_the_ends_of_the_calendar(api: httpx.Client) -> None:
+    """Times whose UTC falls outside years 1-9999 are the earliest and latest there are (they
+    were a 500: the conversion to UTC overflowed)."""
+    owner = "calendar"
+    started = api.post(
+        "/api/v1/workflow/start",
+        json={"workflow_type": "OrderApproval", "initial_data": SMALL},
+        headers={"X-User-ID": owner},
+    )
+    assert started.status_code == 201, started.text
+    everything = {
+        "created_after": "0001-01-01T00:00:00+01:00",
+        "created_before": "9999-12-31T23:59:59-05:00",
+    }
+    for params, total in (
+        (everything, 1),
+        ({"created_after": "9999-12-31T23:59:59-05:00"}, 0),
+        ({"created_before": "0001-01-01T00:00:00+01:00"}, 0),
+    ):
+        response = api.get("/api/v1/workflows", params={"owner": owner, **params})
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == total, params
+
+
 def test_graphs(api: httpx.Client) -> None:
     typed = api.get("/api/v1/workflows/types/OrderApproval/graph")
     assert typed.status_code == 200
@@ -175,6 +199,9 @@ def test_openapi_document(api: httpx.Client) -> None:
         ("delete", "/api/v1/schedules/{schedule_name}"),
         ("post", "/api/v1/schedules/{schedule_name}/pause"),
         ("post", "/api/v1/schedules/{schedule_name}/resume"),
+        ("post", "/api/v1/workflow/{workflow_id}/rewind"),
+        ("get", "/api/v1/events"),
+        ("get", "/metrics"),
     }
     assert {(method, path) for path, item in paths.items() for method in item} == expected
     start_op = paths["/api/v1/workflow/start"]["post"]

@@ -14,11 +14,12 @@ from fastapi.responses import Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ruvon.implementations.observability.events import WorkflowEvent, WorkflowEventStream
+from ruvon_server.errors import ERROR_RESPONSES
 from ruvon_server.inputs import check_workflow_id
 
 __all__ = ["KEEPALIVE_SECONDS", "events_router", "prometheus_router"]
 
-events_router = APIRouter(tags=["events"])
+events_router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
 prometheus_router = APIRouter(tags=["metrics"])
 
 KEEPALIVE_SECONDS = 15.0
@@ -50,7 +51,9 @@ async def _frames(
 @events_router.get(
     "/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "An event stream"},
+    },
 )
 async def events(
     request: Request,

@@ -62,10 +62,18 @@ class _Filters(TypedDict):
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    """A time without a zone is taken as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=timezone.utc)
+    """The time in UTC; a time without a zone is taken as UTC. A time whose UTC is before year
+    1 or after 9999 (``0001-01-01T00:00+01:00``) is the earliest or latest time there is."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        if moment.year == 1:
+            return datetime.min.replace(tzinfo=timezone.utc)
+        return datetime.max.replace(tzinfo=timezone.utc)
 
 
 @router.get("/workflows", response_model=WorkflowList)
