@@ -31,7 +31,11 @@ from celery import Celery, signals
 
 from ruvon.builder import WorkflowBuilder
 from ruvon.errors import PersistenceError, WorkflowNotFoundError
-from ruvon.implementations.execution.celery import RUN_STEP_TASK, CeleryExecutionProvider
+from ruvon.implementations.execution.celery import (
+    RUN_STEP_TASK,
+    CeleryExecutionProvider,
+    env_seconds,
+)
 from ruvon.implementations.execution.thread_pool import ThreadPoolExecutionProvider
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.scheduler import ScheduleRunner
@@ -44,14 +48,6 @@ FIRE_SCHEDULES_TASK = "ruvon.fire_due_schedules"
 logger = logging.getLogger("ruvon.celery")
 
 T = TypeVar("T")
-
-
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    value = float(raw) if raw else default
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 class WorkerRuntime:
@@ -74,8 +70,8 @@ class WorkerRuntime:
             int(env.get("RUVON_DB_POOL_MIN_SIZE", "1")),
             int(env.get("RUVON_DB_POOL_MAX_SIZE", "4")),
         )
-        self.heartbeat_seconds = _seconds(env, "RUVON_HEARTBEAT_SECONDS", 30.0)
-        self.claim_seconds = _seconds(env, "RUVON_CELERY_CLAIM_SECONDS", 60.0)
+        self.heartbeat_seconds = env_seconds(env, "RUVON_HEARTBEAT_SECONDS", 30.0)
+        self.claim_seconds = env_seconds(env, "RUVON_CELERY_CLAIM_SECONDS", 60.0)
         self.worker_id = f"celery@{socket.gethostname()}:{os.getpid()}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -265,7 +261,7 @@ def install(app: Celery) -> WorkerRuntime:
         runtime.start()
         return runtime.run(runtime.fire_schedules())
 
-    interval = _seconds(os.environ, "RUVON_SCHEDULE_INTERVAL", 30.0)
+    interval = env_seconds(os.environ, "RUVON_SCHEDULE_INTERVAL", 30.0)
     app.conf.beat_schedule = {
         "ruvon-fire-due-schedules": {
             "task": FIRE_SCHEDULES_TASK,

@@ -13,7 +13,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from ruvon import JumpTargetError, UnknownWorkflowTypeError
+from ruvon import JumpTargetError, UnknownWorkflowTypeError, WorkflowBuilder
+from ruvon_server.auth import Principal
 from ruvon_server.deps import BuilderDep, PrincipalDep, WorkflowIdDep
 from ruvon_server.driving import drive, run_response, step_error
 from ruvon_server.errors import ERROR_RESPONSES, ApiError
@@ -82,12 +83,7 @@ async def next_step(
     """Run the run's current step with ``user_input`` (and the steps ``automate_next`` chains
     to it). A waiting run (PAUSED, WAITING_HUMAN) resumes with it. Input the step's
     ``input_model`` refuses is a 422 with the field errors; nothing changes."""
-    user_input = (body or InputRequest()).user_input
-    check_json(user_input, "user_input")
-    workflow = await builder.load_workflow(workflow_id)
-    driven = await drive(workflow, workflow.next_step(user_input, actor=who.user_id), user_input)
-    result = driven.value[0] if driven.value is not None else None
-    return run_response(workflow, result, driven.error)
+    return await _with_input(workflow_id, builder, who, body, resume_only=False)
 
 
 @router.post("/workflow/{workflow_id}/resume", response_model=RunResponse)
@@ -99,12 +95,7 @@ async def resume(
 ) -> RunResponse:
     """Like ``next``, for a waiting run only (PAUSED, WAITING_HUMAN): any other status is a
     409."""
-    user_input = (body or InputRequest()).user_input
-    check_json(user_input, "user_input")
-    workflow = await builder.load_workflow(workflow_id)
-    driven = await drive(workflow, workflow.resume(user_input, actor=who.user_id), user_input)
-    result = driven.value[0] if driven.value is not None else None
-    return run_response(workflow, result, driven.error)
+    return await _with_input(workflow_id, builder, who, body, resume_only=True)
 
 
 @router.post("/workflow/{workflow_id}/retry", response_model=RunResponse)
@@ -152,3 +143,21 @@ async def cancel(
     workflow = await builder.load_workflow(workflow_id, validate_state=False)
     await workflow.cancel(reason, actor=who.user_id)
     return run_response(workflow)
+
+
+async def _with_input(
+    workflow_id: str,
+    builder: WorkflowBuilder,
+    who: Principal,
+    body: InputRequest | None,
+    *,
+    resume_only: bool,
+) -> RunResponse:
+    """``next`` and ``resume``: one SDK call with the request's ``user_input``."""
+    user_input = (body or InputRequest()).user_input
+    check_json(user_input, "user_input")
+    workflow = await builder.load_workflow(workflow_id)
+    call = workflow.resume if resume_only else workflow.next_step
+    driven = await drive(workflow, call(user_input, actor=who.user_id), user_input)
+    result = driven.value[0] if driven.value is not None else None
+    return run_response(workflow, result, driven.error)

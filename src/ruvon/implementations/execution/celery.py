@@ -43,6 +43,7 @@ __all__ = [
     "RUN_STEP_TASK",
     "CeleryExecutionProvider",
     "celery_settings",
+    "env_seconds",
     "make_celery_app",
 ]
 
@@ -53,7 +54,9 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "default"
 
 
-def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+def env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds from ``environ[name]`` (``default`` when unset); ValueError
+    naming the variable otherwise."""
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -87,7 +90,7 @@ def celery_settings(
     env = os.environ if environ is None else environ
     broker = broker_url or env.get("CELERY_BROKER_URL", "").strip() or DEFAULT_BROKER_URL
     backend = result_backend or env.get("CELERY_RESULT_BACKEND", "").strip() or None
-    visibility = _number(env, "RUVON_CELERY_VISIBILITY_TIMEOUT", 60.0)
+    visibility = env_seconds(env, "RUVON_CELERY_VISIBILITY_TIMEOUT", 60.0)
     return {
         "broker_url": broker,
         "result_backend": backend,
