@@ -12,7 +12,8 @@ Routers: ``/health`` (open), then the API under ``/api/v1`` behind the authentic
 too). ``GET /metrics`` (Prometheus, open like ``/health``) and ``GET /api/v1/events`` (Server-
 Sent Events) are fed by observers given to the builder (``_observer``): a
 ``WorkflowEventStream``, a ``PrometheusObserver`` on the app's own registry, and
-OpenTelemetry spans when ``RUVON_OTEL_ENABLED`` is set.
+OpenTelemetry spans when ``RUVON_OTEL_ENABLED`` is set. The web page (:mod:`ruvon_server.ui`)
+is served at ``/ui`` unless ``RUVON_UI_ENABLED=0``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from ruvon_server.routes import (
     workflows,
 )
 from ruvon_server.settings import ConfigurationError, ServerSettings
+from ruvon_server.ui import mount_ui
 
 __all__ = ["API_PREFIX", "create_app", "load_router"]
 
@@ -171,4 +173,6 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX, dependencies=guard)
     for path in settings.custom_routers:
         app.include_router(load_router(path), dependencies=guard)
+    if settings.ui_enabled:
+        mount_ui(app)
     return app

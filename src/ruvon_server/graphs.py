@@ -13,10 +13,19 @@ from pydantic import ValidationError
 
 from ruvon.definition.graph import definition_graph
 from ruvon.definition.schema import WorkflowDefinition
+from ruvon.injection import INJECTED_KEY, injected_snapshot
+from ruvon.providers.records import WorkflowRecord
 from ruvon_server.errors import ApiError
 from ruvon_server.schemas.graph import GraphModel
 
-__all__ = ["GRAPH_RESPONSES", "FormatQuery", "GraphFormat", "graph_response"]
+__all__ = [
+    "GRAPH_RESPONSES",
+    "FormatQuery",
+    "GraphFormat",
+    "graph_response",
+    "parse_definition",
+    "run_definition",
+]
 
 
 class GraphFormat(str, Enum):
@@ -43,17 +52,32 @@ GRAPH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def parse_definition(definition: Mapping[str, Any]) -> WorkflowDefinition:
+    """A resolved definition (a type's configuration or a run's snapshot), parsed; 409 when it
+    does not parse (a snapshot written by another version)."""
+    try:
+        return WorkflowDefinition.model_validate(dict(definition))
+    except ValidationError as exc:
+        raise ApiError(
+            409, "definition_error", f"The definition cannot be drawn: {exc.error_count()} problems"
+        ) from exc
+
+
+def run_definition(record: WorkflowRecord) -> Mapping[str, Any]:
+    """The run's own definition: the snapshot it was started with, with any steps injected into
+    it, whatever the current file says."""
+    definition = record.definition_snapshot
+    injected = record.metadata.get(INJECTED_KEY)
+    if injected:
+        definition = injected_snapshot(definition, injected)
+    return definition
+
+
 def graph_response(
     definition: Mapping[str, Any], how: GraphFormat
 ) -> GraphModel | PlainTextResponse:
     """The graph of a resolved definition (a type's configuration or a run's snapshot)."""
-    try:
-        parsed = WorkflowDefinition.model_validate(dict(definition))
-    except ValidationError as exc:  # a snapshot written by another version
-        raise ApiError(
-            409, "definition_error", f"The definition cannot be drawn: {exc.error_count()} problems"
-        ) from exc
-    graph = definition_graph(parsed)
+    graph = definition_graph(parse_definition(definition))
     if how is GraphFormat.mermaid:
         return PlainTextResponse(graph.to_mermaid())
     if how is GraphFormat.dot:

@@ -94,6 +94,8 @@ class ServerSettings:
     api_keys: tuple[ApiKey, ...] = ()
     custom_routers: tuple[str, ...] = ()
     """``module:attr`` (or ``module.attr``) paths of APIRouters to include."""
+    ui_enabled: bool = True
+    """Serve the web page at ``/ui`` (``RUVON_UI_ENABLED=0`` turns it off)."""
 
     def __post_init__(self) -> None:
         if self.execution_provider not in EXECUTION_PROVIDERS:
@@ -132,4 +134,5 @@ class ServerSettings:
             auth_provider=(value("RUVON_AUTH_PROVIDER") or "disabled").lower(),
             api_keys=parse_api_keys(env.get("RUVON_API_KEYS", "")),
             custom_routers=tuple(p.strip() for p in routers.split(",") if p.strip()),
+            ui_enabled=value("RUVON_UI_ENABLED").lower() not in ("0", "false", "no", "off"),
         )

@@ -5,6 +5,7 @@ schema needs the run's compiled definition, so that one loads the run."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Annotated, TypedDict
 
@@ -12,14 +13,29 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
 from ruvon import WorkflowStatus
-from ruvon.injection import INJECTED_KEY, injected_snapshot
+from ruvon.definition.graph import definition_graph
 from ruvon_server.deps import BuilderDep, StoreDep, WorkflowIdDep, load_record
 from ruvon_server.driving import step_definition
 from ruvon_server.errors import ERROR_RESPONSES, ApiError
-from ruvon_server.graphs import GRAPH_RESPONSES, FormatQuery, GraphFormat, graph_response
+from ruvon_server.graphs import (
+    GRAPH_RESPONSES,
+    FormatQuery,
+    GraphFormat,
+    graph_response,
+    parse_definition,
+    run_definition,
+)
 from ruvon_server.inputs import check_text
 from ruvon_server.schemas.graph import GraphModel
-from ruvon_server.schemas.workflows import CurrentStepInfo, WorkflowDetail, WorkflowList
+from ruvon_server.schemas.workflows import (
+    CurrentStepInfo,
+    RunSteps,
+    StatusCounts,
+    StepStateModel,
+    WorkflowDetail,
+    WorkflowList,
+)
+from ruvon_server.step_states import step_states
 from ruvon_server.views import detail, summary
 
 __all__ = ["router"]
@@ -28,6 +44,9 @@ router = APIRouter(tags=["workflows"], responses=ERROR_RESPONSES)
 
 MAX_CHILDREN = 1000
 """The most child ids a run's detail lists."""
+
+MAX_AUDIT = 100_000
+"""The most audit entries read to place a run's steps."""
 
 _STATUSES = tuple(s.value for s in WorkflowStatus if s is not WorkflowStatus.WAITING_HUMAN_INPUT)
 
@@ -117,6 +136,33 @@ async def list_workflows(
     )
 
 
+@router.get("/workflows/counts", response_model=StatusCounts)
+async def count_by_status(
+    builder: BuilderDep,
+    workflow_type: Annotated[
+        str | None, Query(alias="type", description="A workflow type.")
+    ] = None,
+    owner: Annotated[
+        str | None, Query(description="The owner_id (the user who started it).")
+    ] = None,
+) -> StatusCounts:
+    """How many runs there are in each status (one indexed count per status; statuses with
+    none are left out). The legacy WAITING_HUMAN_INPUT counts as WAITING_HUMAN."""
+    wanted_type = check_text(workflow_type, "type")
+    wanted_owner = check_text(owner, "owner")
+    by_status: dict[str, int] = {}
+    for status in _STATUSES:
+        statuses = [status]
+        if status == WorkflowStatus.WAITING_HUMAN.value:
+            statuses.append(WorkflowStatus.WAITING_HUMAN_INPUT.value)
+        count = await builder.count_workflows(
+            status=statuses, workflow_type=wanted_type, owner_id=wanted_owner
+        )
+        if count:
+            by_status[status] = count
+    return StatusCounts(total=sum(by_status.values()), by_status=by_status)
+
+
 @router.get("/workflow/{workflow_id}/status", response_model=WorkflowDetail)
 @router.get("/workflows/{workflow_id}", response_model=WorkflowDetail)
 async def workflow_detail(
@@ -161,8 +207,24 @@ async def workflow_graph(
     """The graph of the run's own definition (the snapshot it was started with, with any
     steps injected into it), whatever the current file says."""
     record = await load_record(store, workflow_id)
-    definition = record.definition_snapshot
-    injected = record.metadata.get(INJECTED_KEY)
-    if injected:
-        definition = injected_snapshot(definition, injected)
-    return graph_response(definition, how)
+    return graph_response(run_definition(record), how)
+
+
+@router.get("/workflow/{workflow_id}/steps", response_model=RunSteps)
+async def workflow_steps(store: StoreDep, workflow_id: WorkflowIdDep) -> RunSteps:
+    """Where each step of the run stands (``done``, ``running``, ``waiting``, ``failed``,
+    ``skipped``, ``pending``, ``cancelled``), how often it ran and how long it took, read from
+    the run's definition snapshot and audit trail (:mod:`ruvon_server.step_states`)."""
+    record = await load_record(store, workflow_id)
+    graph = definition_graph(parse_definition(run_definition(record)))
+    audit = await store.get_audit_log(workflow_id, limit=MAX_AUDIT)
+    runs = step_states(
+        record, [(node.name, node.kind.value) for node in graph.nodes], audit, dag=graph.dag
+    )
+    return RunSteps(
+        workflow_id=record.id,
+        status=record.status,
+        current_step=record.current_step,
+        dag=graph.dag,
+        steps=[StepStateModel.model_validate(asdict(run)) for run in runs],
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -13,11 +13,15 @@ __all__ = [
     "InputRequest",
     "RetryRequest",
     "RunResponse",
+    "RunSteps",
     "StartRequest",
+    "StatusCounts",
     "StepError",
+    "StepStateModel",
     "WorkflowDetail",
     "WorkflowList",
     "WorkflowSummary",
+    "WorkflowTypeDetail",
     "WorkflowTypeInfo",
     "WorkflowTypeList",
 ]
@@ -170,3 +174,39 @@ class WorkflowTypeInfo(BaseModel):
 
 class WorkflowTypeList(BaseModel):
     types: list[WorkflowTypeInfo]
+
+
+class WorkflowTypeDetail(WorkflowTypeInfo):
+    """A registered type and what starting one takes."""
+
+    state_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="JSON Schema of the type's state model (what initial_data is validated by).",
+    )
+    step_count: int = 0
+
+
+class StatusCounts(BaseModel):
+    total: int = Field(description="Runs matching the filters, whatever their status.")
+    by_status: dict[str, int] = Field(description="Each status with at least one run.")
+
+
+class StepStateModel(BaseModel):
+    name: str
+    index: int
+    kind: str = Field(description="The step type (STANDARD, DECISION, HUMAN_IN_LOOP ...).")
+    state: Literal["done", "running", "waiting", "failed", "skipped", "pending", "cancelled"]
+    current: bool = Field(description="The step the run's next call runs.")
+    attempts: int = Field(description="How many times it ran to an end (succeeded or raised).")
+    duration_ms: float | None = Field(default=None, description="Its last execution's.")
+    total_duration_ms: float
+    finished_at: datetime | None = None
+    error: str | None = Field(default=None, description="Its last failure's, while it failed.")
+
+
+class RunSteps(BaseModel):
+    workflow_id: str
+    status: str
+    current_step: str | None = None
+    dag: bool
+    steps: list[StepStateModel]
