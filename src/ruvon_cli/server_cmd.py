@@ -58,7 +58,7 @@ def server(
     ] = "info",
     db: Db = None,
 ) -> None:
-    """Run the REST API server (Swagger UI at /docs) until Ctrl+C.
+    """Run the REST API server (the web page at /ui, Swagger UI at /docs) until Ctrl+C.
 
     Authentication and custom routers come from the environment (RUVON_AUTH_PROVIDER,
     RUVON_API_KEYS, RUVON_CUSTOM_ROUTERS); see docs/server.md.
@@ -75,6 +75,8 @@ def server(
         os.environ["RUVON_CONFIG_DIR"] = str(config_dir.resolve())
     import uvicorn
 
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"Ruvon web page: http://{shown}:{port}/ui/  (API docs: /docs)", err=True)
     uvicorn.run(
         APP,
         host=host,

@@ -6,7 +6,8 @@ order, its audit trail (oldest first) what happened to them, the run's status an
 what happens now.
 
 - ``done``: the step's last execution succeeded (``STEP_EXECUTED``); ``failed``: it raised
-  (``STEP_FAILED``); ``running``: dispatched, progressing or scheduled for a retry, or the
+  (``STEP_FAILED``), or it is the current step of a failed run (a crashed worker, a failed
+  child); ``running``: dispatched, progressing or scheduled for a retry, or the
   current step of a run that waits for a worker or a child.
 - ``waiting``: the current step of a run that waits for input (``PAUSED``, ``WAITING_HUMAN``).
 - ``cancelled``: the current step of a cancelled run.
@@ -116,8 +117,8 @@ def _place_current(
             current.state = "cancelled"
         elif status in _BLOCKED:
             current.state = "running"
-        elif status.is_terminal and current.state == "pending":
-            current.state = "failed"
+        elif status.is_terminal and current.state in ("pending", "running"):
+            current.state = "failed"  # e.g. its worker crashed, or a child failed
     if dag:
         frontier = len(runs) if status is _S.COMPLETED else 0
     elif status is _S.COMPLETED or current is None:

@@ -132,7 +132,7 @@ function outcome(verb, answer) {
   return ["success", `${verb}: the run is ${answer.status}${where}.`];
 }
 
-function actionsPanel(run, act) {
+function actionsPanel(run, act, result) {
   const { detail, info, steps } = run;
   const forms = [];
   const id = detail.workflow_id;
@@ -207,7 +207,8 @@ function actionsPanel(run, act) {
 
   return h("section", { class: "panel actions" },
     h("h2", {}, "Actions"),
-    forms.length ? forms : h("p", { class: "muted" }, `Nothing to do: the run is ${detail.status}.`));
+    forms.length ? forms : h("p", { class: "muted" }, `Nothing to do: the run is ${detail.status}.`),
+    result);
 }
 
 export async function mount(main, route) {
@@ -258,7 +259,7 @@ export async function mount(main, route) {
       header(run),
       h("div", { class: "columns" },
         h("div", { class: "col-main" }, graphPanel(run), durationsPanel(run)),
-        h("div", { class: "col-side" }, actionsPanel(run, act), result, statePanel(run))),
+        h("div", { class: "col-side" }, actionsPanel(run, act, result), statePanel(run))),
       auditPanel(run),
       logsPanel(run));
   }
