@@ -177,7 +177,10 @@ def test_openapi_document(api: httpx.Client) -> None:
     expected = {
         ("get", "/health"),
         ("get", "/api/v1/workflows/types"),
+        ("get", "/api/v1/workflows/types/{workflow_type}"),
         ("get", "/api/v1/workflows/types/{workflow_type}/graph"),
+        ("get", "/api/v1/workflows/counts"),
+        ("get", "/api/v1/workflow/{workflow_id}/steps"),
         ("get", "/api/v1/workflows"),
         ("get", "/api/v1/workflows/{workflow_id}"),
         ("get", "/api/v1/workflow/{workflow_id}/status"),
