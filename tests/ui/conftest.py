@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from playwright.sync_api import (
     Browser,
     Locator,
@@ -34,6 +35,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from tests.server.conftest import Server, make_project, start_server
 
+HERE = Path(__file__).resolve().parent
 CHROMIUM = Path("/usr/bin/chromium")
 SKIP_ENV = "RUVON_SKIP_BROWSER_TESTS"
 CHROMIUM_ARGS = [
@@ -140,12 +142,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # -- servers ---------------------------------------------------------------------------------
 
 
+def make_ui_project(root: Path) -> Path:
+    """The server tests' project plus ``project/`` here (Batch: a run with a child run)."""
+    make_project(root)
+    shutil.copytree(HERE / "project" / "ui_flows", root / "ui_flows")
+    shutil.copy(HERE / "project" / "config" / "batch.yaml", root / "config" / "batch.yaml")
+    registry_file = root / "config" / "workflow_registry.yaml"
+    registry = yaml.safe_load(registry_file.read_text())
+    extra = yaml.safe_load((HERE / "project" / "registry_extra.yaml").read_text())
+    registry["workflows"] += extra["workflows"]
+    registry_file.write_text(yaml.safe_dump(registry, sort_keys=False))
+    return root
+
+
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The module's server: a fresh SQLite file, auth disabled."""
     root = tmp_path_factory.mktemp("ui")
     running = start_server(
-        make_project(root / "project"), f"sqlite:///{root / 'ui.db'}", root / "server.log"
+        make_ui_project(root / "project"), f"sqlite:///{root / 'ui.db'}", root / "server.log"
     )
     try:
         yield running

@@ -1,0 +1,14 @@
+"""State model of the browser tests' workflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class BatchState(BaseModel):
+    order_id: str
+    customer: str
+    items: list[dict[str, Any]]
+    closed: bool = False
