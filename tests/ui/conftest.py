@@ -143,10 +143,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def make_ui_project(root: Path) -> Path:
-    """The server tests' project plus ``project/`` here (Batch: a run with a child run)."""
+    """The server tests' project plus ``project/`` here (Batch: a run with a child run;
+    Report: dependencies after a PARALLEL step)."""
     make_project(root)
     shutil.copytree(HERE / "project" / "ui_flows", root / "ui_flows")
-    shutil.copy(HERE / "project" / "config" / "batch.yaml", root / "config" / "batch.yaml")
+    for name in ("batch.yaml", "report.yaml"):
+        shutil.copy(HERE / "project" / "config" / name, root / "config" / name)
     registry_file = root / "config" / "workflow_registry.yaml"
     registry = yaml.safe_load(registry_file.read_text())
     extra = yaml.safe_load((HERE / "project" / "registry_extra.yaml").read_text())

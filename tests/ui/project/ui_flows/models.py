@@ -12,3 +12,12 @@ class BatchState(BaseModel):
     customer: str
     items: list[dict[str, Any]]
     closed: bool = False
+
+
+class ReportState(BaseModel):
+    title: str = "weekly"
+    sales: int = 0
+    stock: int = 0
+    checked: bool = False
+    price: float = 0.0
+    published: bool = False

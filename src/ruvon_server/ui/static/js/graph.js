@@ -142,6 +142,9 @@ export function drawGraph(graph, states = null, attrs = {}) {
     const title = [`${node.name} (${node.kind})`];
     if (node.function) title.push(node.function);
     if (node.description) title.push(node.description);
+    if (node.tasks && node.tasks.length) {
+      title.push(`tasks: ${node.tasks.map((task) => task.name).join(", ")}`);
+    }
     if (state) title.push(`state: ${STATE_LABELS[state] || state}`);
     if (info && info.duration_ms !== null && info.duration_ms !== undefined) {
       title.push(`last run: ${duration(info.duration_ms)}`);
