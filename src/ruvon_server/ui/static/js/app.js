@@ -37,8 +37,12 @@ async function show() {
     view = await target.module.mount(main, target);
   } catch (error) {
     main.replaceChildren(
-      h("section", { class: "panel" }, h("h1", {}, "Cannot show this page"),
-        h("p", { class: "error", role: "alert" }, error.message || String(error))),
+      h(
+        "section",
+        { class: "panel" },
+        h("h1", {}, "Cannot show this page"),
+        h("p", { class: "error", role: "alert" }, error.message || String(error)),
+      ),
     );
   }
 }

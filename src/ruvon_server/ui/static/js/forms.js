@@ -8,7 +8,11 @@ function resolve(schema, root) {
   let current = schema || {};
   for (let guard = 0; current.$ref && guard < 10; guard += 1) {
     const name = current.$ref.split("/").pop();
-    current = { ...((root.$defs || root.definitions || {})[name] || {}), ...current, $ref: undefined };
+    current = {
+      ...((root.$defs || root.definitions || {})[name] || {}),
+      ...current,
+      $ref: undefined,
+    };
   }
   if (Array.isArray(current.anyOf)) {
     const options = current.anyOf.filter((option) => option.type !== "null");
@@ -61,7 +65,8 @@ function control(name, field, required, id) {
       common,
       required ? null : h("option", { value: "" }, "—"),
       values.map((value) =>
-        h("option", { value: JSON.stringify(value), selected: value === initial }, String(value))),
+        h("option", { value: JSON.stringify(value), selected: value === initial }, String(value)),
+      ),
     );
   }
   if (kind === "json") {
@@ -95,15 +100,27 @@ export function schemaFields(schema, prefix) {
     const id = `${prefix}-${name}`;
     const isRequired = required.has(name);
     const hint = [field.description, kindOf(field) === "json" ? "JSON" : null]
-      .filter(Boolean).join(" · ");
+      .filter(Boolean)
+      .join(" · ");
     rows.push(
       h(
         "div",
         { class: ["field", `field-${kindOf(field)}`], "data-field-row": name },
-        h("label", { for: id }, field.title || name, isRequired ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null),
+        h(
+          "label",
+          { for: id },
+          field.title || name,
+          isRequired ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null,
+        ),
         control(name, field, isRequired, id),
         h("small", { id: `${id}-hint`, class: "hint" }, hint),
-        h("span", { id: `${id}-error`, class: "field-error", "data-testid": "field-error", "data-field": name, role: "alert" }),
+        h("span", {
+          id: `${id}-error`,
+          class: "field-error",
+          "data-testid": "field-error",
+          "data-field": name,
+          role: "alert",
+        }),
       ),
     );
   }
@@ -150,9 +167,14 @@ export function showErrors(form, errors) {
   const rest = [];
   for (const error of errors) {
     const top = String(error.field || "").split(".")[0];
-    const slot = top && form.querySelector(`[data-testid="field-error"][data-field="${CSS.escape(top)}"]`);
+    const slot =
+      top && form.querySelector(`[data-testid="field-error"][data-field="${CSS.escape(top)}"]`);
     if (slot) {
-      slot.textContent = slot.textContent ? `${slot.textContent}; ${error.message}` : error.field === top ? error.message : `${error.field}: ${error.message}`;
+      slot.textContent = slot.textContent
+        ? `${slot.textContent}; ${error.message}`
+        : error.field === top
+          ? error.message
+          : `${error.field}: ${error.message}`;
       const input = form.querySelector(`[name="${CSS.escape(top)}"]`);
       if (input) input.setAttribute("aria-invalid", "true");
     } else {
@@ -166,12 +188,18 @@ export function showErrors(form, errors) {
 
 export function clearErrors(form) {
   for (const slot of form.querySelectorAll('[data-testid="field-error"]')) slot.textContent = "";
-  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  for (const input of form.querySelectorAll("[aria-invalid]"))
+    input.removeAttribute("aria-invalid");
 }
 
 /** A message area for the result of an action (success or error). */
 export function resultArea() {
-  return h("div", { class: "result", "data-testid": "action-result", role: "status", "aria-live": "polite" });
+  return h("div", {
+    class: "result",
+    "data-testid": "action-result",
+    role: "status",
+    "aria-live": "polite",
+  });
 }
 
 export function showResult(area, kind, message) {

@@ -106,7 +106,7 @@ export function drawGraph(graph, states = null, attrs = {}) {
     width,
     height,
     class: "graph",
-    role: "img",
+    role: "group",
     ...attrs,
   });
   svg.append(
@@ -115,8 +115,15 @@ export function drawGraph(graph, states = null, attrs = {}) {
       {},
       s(
         "marker",
-        { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
-          orient: "auto-start-reverse" },
+        {
+          id: "arrow",
+          viewBox: "0 0 10 10",
+          refX: 9,
+          refY: 5,
+          markerWidth: 7,
+          markerHeight: 7,
+          orient: "auto-start-reverse",
+        },
         s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" }),
       ),
     ),
@@ -129,7 +136,9 @@ export function drawGraph(graph, states = null, attrs = {}) {
   }
   for (const { edge, d, labelX, labelY } of curves) {
     const path = s("path", { d, class: `edge edge-${edge.kind}`, "marker-end": "url(#arrow)" });
-    path.append(s("title", {}, `${edge.source} → ${edge.target}${edge.label ? `: ${edge.label}` : ""}`));
+    path.append(
+      s("title", {}, `${edge.source} → ${edge.target}${edge.label ? `: ${edge.label}` : ""}`),
+    );
     svg.append(path);
     if (edge.label) {
       svg.append(s("text", { x: labelX, y: labelY, class: "edge-label" }, clip(edge.label, 28)));
@@ -152,7 +161,11 @@ export function drawGraph(graph, states = null, attrs = {}) {
     const group = s(
       "g",
       {
-        class: ["node", state ? `state-${state}` : "state-none", info && info.current ? "current" : ""],
+        class: [
+          "node",
+          state ? `state-${state}` : "state-none",
+          info && info.current ? "current" : "",
+        ],
         "data-step": node.name,
         "data-state": state || undefined,
         tabindex: 0,
@@ -165,16 +178,24 @@ export function drawGraph(graph, states = null, attrs = {}) {
       s("text", { x: 12, y: 36, class: "node-kind" }, clip(caption(node), state ? 22 : 32)),
     );
     if (state) {
-      group.append(s("text", { x: BOX_W - 10, y: 36, class: "node-state", "text-anchor": "end" },
-        STATE_LABELS[state] || state));
+      group.append(
+        s(
+          "text",
+          { x: BOX_W - 10, y: 36, class: "node-state", "text-anchor": "end" },
+          STATE_LABELS[state] || state,
+        ),
+      );
     }
     svg.append(group);
   }
   const end = position.get("END");
   svg.append(
-    s("g", { class: "end", transform: `translate(${end.x},${end.y})` },
+    s(
+      "g",
+      { class: "end", transform: `translate(${end.x},${end.y})` },
       s("circle", { cx: 10, cy: 10, r: 9 }),
-      s("text", { x: -6, y: 14, "text-anchor": "end" }, "END")),
+      s("text", { x: -6, y: 14, "text-anchor": "end" }, "END"),
+    ),
   );
   return svg;
 }
@@ -185,6 +206,7 @@ export function legend() {
     "ul",
     { class: "legend", "aria-label": "Step states" },
     Object.entries(STATE_LABELS).map(([state, label]) =>
-      h("li", {}, h("span", { class: `swatch swatch-${state}`, "aria-hidden": "true" }), label)),
+      h("li", {}, h("span", { class: `swatch swatch-${state}`, "aria-hidden": "true" }), label),
+    ),
   );
 }

@@ -17,7 +17,9 @@ function node(key, value, depth) {
   if (value === null || typeof value !== "object") {
     return h("li", {}, label, scalar(value));
   }
-  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+  const entries = Array.isArray(value)
+    ? value.map((v, i) => [String(i), v])
+    : Object.entries(value);
   const summary = Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`;
   if (!entries.length) return h("li", {}, label, h("span", { class: "json-empty" }, summary));
   return h(
@@ -27,7 +29,11 @@ function node(key, value, depth) {
       "details",
       { open: depth < OPEN_DEPTH },
       h("summary", {}, label, h("span", { class: "json-count" }, summary)),
-      h("ul", {}, entries.map(([k, v]) => node(k, v, depth + 1))),
+      h(
+        "ul",
+        {},
+        entries.map(([k, v]) => node(k, v, depth + 1)),
+      ),
     ),
   );
 }
