@@ -11,11 +11,14 @@ from __future__ import annotations
 # gets its own PostgreSQL schema, dropped afterwards, so runs are isolated and repeatable.
 # =========================================================================================
 import asyncio
+import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -112,3 +115,35 @@ def store(request: pytest.FixtureRequest) -> PersistenceProvider:
 
 
 # =========================================================================================
+
+
+# =========================================================================================
+# Running in parallel (pytest-xdist, `-n`): the workers share PostgreSQL and Redis. A test
+# marked `exclusive` (it restarts the PostgreSQL server) runs while no other test runs: every
+# test holds a shared lock on a file for its duration, an exclusive test an exclusive one. A
+# second lock, the gate, gives the exclusive test precedence: once it waits, no new test
+# starts. The files are the same for every run on the machine, so two runs at once keep out of
+# each other's way too. Without xdist the locks cost two flock calls per test.
+# =========================================================================================
+_LOCKS = Path(tempfile.gettempdir()) / "ruvon-tests"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    _LOCKS.mkdir(exist_ok=True)
+    with (
+        open(_LOCKS / "gate.lock", "a+b") as gate,
+        open(_LOCKS / "services.lock", "a+b") as services,
+    ):
+        if item.get_closest_marker("exclusive") is not None:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(services, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)
+            fcntl.flock(services, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(services, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)

@@ -34,7 +34,7 @@ from ruvon.errors import ConcurrencyConflictError, PersistenceError, WorkflowLea
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 from tests.chaos.support import STEPS, ensure_running, restart_command, runs
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.exclusive]  # it restarts the shared server
 logger = logging.getLogger(__name__)
 
 WORKFLOWS = 200

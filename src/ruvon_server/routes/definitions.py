@@ -1,7 +1,7 @@
 """The workflow types the server knows (API-02's REC): ``GET /workflows/types`` (alias
 ``/workflow-types``), ``GET /workflows/types/{type}`` (with its state model's JSON Schema) and
-``GET /workflows/types/{type}/graph``. Registered before the runs'
-router, so ``/workflows/types`` is not read as a run id."""
+``GET /workflows/types/{type}/graph``. Registered before the runs' router, so
+``/workflows/types`` is not read as a run id."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""Reading runs: the list (API-02), one run (API-04), its current step (API-10) and its graph.
+"""Reading runs: the list (API-02) and its counts per status, one run (API-04), its current
+step (API-10), its graph and where each of its steps stands.
 
-The list and the detail read the stored record (nothing compiled); the current step's input
-schema needs the run's compiled definition, so that one loads the run."""
+The list, the counts and the detail read stored records (nothing compiled); the current step's
+input schema needs the run's compiled definition, so that one loads the run; the steps are
+derived from the run's snapshot and audit trail (:mod:`ruvon_server.step_states`)."""
 
 from __future__ import annotations
 
