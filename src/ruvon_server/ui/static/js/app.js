@@ -24,7 +24,10 @@ function route() {
   return { module: workflows, nav: "workflows", name: null, query };
 }
 
+let shown = 0; // the latest show(): an earlier one that answers late is dropped
+
 async function show() {
+  const ticket = ++shown;
   const target = route();
   for (const link of document.querySelectorAll("[data-nav]")) {
     if (link.dataset.nav === target.nav) link.setAttribute("aria-current", "page");
@@ -33,10 +36,13 @@ async function show() {
   if (view && view.destroy) view.destroy();
   view = null;
   main.replaceChildren(h("p", { class: "loading" }, "Loading…"));
+  // The view draws into a page of its own, put in place once it is ready and still wanted.
+  const page = h("div", { class: "page" });
+  let mounted = null;
   try {
-    view = await target.module.mount(main, target);
+    mounted = await target.module.mount(page, target);
   } catch (error) {
-    main.replaceChildren(
+    page.replaceChildren(
       h(
         "section",
         { class: "panel" },
@@ -45,6 +51,12 @@ async function show() {
       ),
     );
   }
+  if (ticket !== shown) {
+    if (mounted && mounted.destroy) mounted.destroy();
+    return;
+  }
+  view = mounted;
+  main.replaceChildren(page);
 }
 
 function setLive(connected) {

@@ -123,10 +123,21 @@ export function parseHash(hash) {
   return { parts, query: new URLSearchParams(search || "") };
 }
 
-export function debounce(fn, ms) {
+/** Calls fn once, `ms` after the first of any number of calls meanwhile (a busy event stream
+ * refreshes a view at most once per `ms`, and never starves it). `.cancel()` drops a pending
+ * call. */
+export function coalesce(fn, ms) {
   let timer = null;
-  return (...args) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), ms);
+  const call = () => {
+    if (timer !== null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      fn();
+    }, ms);
   };
+  call.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+  };
+  return call;
 }

@@ -10,7 +10,7 @@ import {
   TERMINAL,
   WAITING,
   badge,
-  debounce,
+  coalesce,
   duration,
   h,
   shortId,
@@ -432,6 +432,7 @@ export async function mount(main, route) {
   const result = resultArea();
   let signature = "";
   let busy = false;
+  let gone = false; // left for another page: a late answer must not draw over it
 
   async function act(form, title, text, okLabel, call, verb) {
     if (!(await confirmAction(title, text, okLabel))) return;
@@ -465,7 +466,9 @@ export async function mount(main, route) {
     let run;
     try {
       run = await load(id);
+      if (gone) return;
     } catch (error) {
+      if (gone) return;
       if (error instanceof ApiError && error.status === 404) {
         main.replaceChildren(
           h(
@@ -497,12 +500,16 @@ export async function mount(main, route) {
   }
 
   await refresh(true);
-  const later = debounce(() => {
-    if (!busy) refresh().catch(() => {});
-  }, 200);
+  const later = coalesce(() => {
+    if (!busy && !gone) refresh().catch(() => {});
+  }, 300);
   return {
     update: (event) => {
       if (!event || event.workflow_id === id) later();
+    },
+    destroy: () => {
+      gone = true;
+      later.cancel();
     },
   };
 }

@@ -2,7 +2,7 @@
 // fresh by the event stream.
 
 import { ApiError, get, withQuery } from "../api.js";
-import { STATUSES, badge, debounce, h, shortId, when } from "../dom.js";
+import { STATUSES, badge, coalesce, h, shortId, when } from "../dom.js";
 
 const SIZES = [10, 25, 50, 100];
 
@@ -235,8 +235,9 @@ export async function mount(main, route) {
   }
 
   await refresh();
-  const later = debounce(refresh, 250);
+  const later = coalesce(refresh, 1000); // 13 small queries a refresh: at most one a second
   return {
     update: () => later(),
+    destroy: () => later.cancel(),
   };
 }
