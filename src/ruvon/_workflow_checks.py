@@ -164,17 +164,26 @@ class StepChecks(FailurePath):
         # ``required_input`` holds with or without an input_model.
         missing = [key for key in definition.required_input if key not in user_input]
         if missing:
-            raise InvalidInputError(step.name, f"missing required input {missing}")
+            raise InvalidInputError(
+                step.name,
+                f"missing required input {missing}",
+                [{"field": key, "message": "Field required", "type": "missing"} for key in missing],
+            )
         if step.input_model is None:
             return None
         try:
             return step.input_model.model_validate(dict(user_input))
         except ValidationError as exc:
-            detail = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
+            errors = [
+                {
+                    "field": ".".join(str(p) for p in err["loc"]) or "input",
+                    "message": err["msg"],
+                    "type": err["type"],
+                }
                 for err in exc.errors()
-            )
-            raise InvalidInputError(step.name, detail) from None
+            ]
+            detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
+            raise InvalidInputError(step.name, detail, errors) from None
 
     def _successor(self, step: CompiledStep) -> int:
         """Where the workflow goes after ``step`` completes without a jump: its ``next:``

@@ -105,10 +105,16 @@ class InvalidTransitionError(WorkflowStateError):
 
 
 class InvalidInputError(RuvonError, ValueError):
-    """User input did not validate against the step's ``input_model``; nothing was changed."""
+    """User input did not validate against the step's ``input_model`` (or lacked a key of its
+    ``required_input``); nothing was changed. ``errors`` says it field by field:
+    ``{"field": "approver", "message": "String should have at least 1 character", "type":
+    "string_too_short"}`` (``field`` is a dotted path, ``input`` for the input as a whole)."""
 
-    def __init__(self, step_name: str, detail: str) -> None:
+    def __init__(
+        self, step_name: str, detail: str, errors: list[dict[str, str]] | None = None
+    ) -> None:
         self.step_name = step_name
+        self.errors: list[dict[str, str]] = list(errors or [])
         super().__init__(f"Invalid input for step '{step_name}': {detail}")
 
 

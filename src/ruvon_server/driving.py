@@ -9,7 +9,7 @@ outcome from the body as for any other outcome (waiting, completed), and retries
 away) is it a 503.
 
 Invalid input for the step (``InvalidInputError``: nothing ran, nothing changed) is a 422 with
-the field errors of the step's ``input_model``.
+its field errors (``InvalidInputError.errors``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
 from ruvon import InvalidInputError, Workflow, WorkflowStatus
-from ruvon.definition.loader import import_callable
 from ruvon.injection import injected_snapshot
 from ruvon.serialization import jsonable
 from ruvon_server.errors import ApiError, sdk_error
@@ -49,16 +46,14 @@ class Driven(Generic[T]):
     error: StepError | None
 
 
-async def drive(
-    workflow: Workflow, call: Awaitable[T], user_input: Mapping[str, Any] | None = None
-) -> Driven[T]:
+async def drive(workflow: Workflow, call: Awaitable[T]) -> Driven[T]:
     """Await ``call`` (an SDK call that runs steps of ``workflow``); see the module for what a
     failing step and invalid input become."""
     version = workflow.version
     try:
         return Driven(await call, None)
     except InvalidInputError as exc:
-        raise _invalid_input(workflow, exc, user_input or {}) from exc
+        raise _invalid_input(exc) from exc
     except Exception as exc:
         failure = step_error(exc, workflow, version)
         if failure is None:
@@ -106,47 +101,13 @@ def step_definition(workflow: Workflow, step_name: str) -> Mapping[str, Any] | N
     return None
 
 
-def _invalid_input(
-    workflow: Workflow, exc: InvalidInputError, user_input: Mapping[str, Any]
-) -> ApiError:
-    """The 422 for input the step refused, with the field errors of its input model."""
+def _invalid_input(exc: InvalidInputError) -> ApiError:
+    """The 422 for input the step refused, with its field errors."""
     mapped = sdk_error(exc)
     assert mapped is not None
-    details = dict(mapped.details or {})
-    details["errors"] = _field_errors(workflow, exc.step_name, user_input)
-    return ApiError(mapped.status, mapped.type, mapped.message, details)
-
-
-def _field_errors(
-    workflow: Workflow, step_name: str, user_input: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    # InvalidInputError carries its reasons as text only; the step's input model (named in the
-    # run's definition, imported from the SDK's cache) says them again, field by field.
-    step = step_definition(workflow, step_name) or {}
-    errors: list[dict[str, Any]] = [
-        {"field": key, "message": "Field required", "type": "missing"}
-        for key in step.get("required_input") or []
-        if key not in user_input
-    ]
-    path = step.get("input_model")
-    if not isinstance(path, str):
-        return errors
-    try:
-        model = import_callable(path)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            model.model_validate(dict(user_input))
-    except ValidationError as invalid:
-        errors.extend(
-            {
-                "field": ".".join(str(part) for part in error["loc"]) or "input",
-                "message": error["msg"],
-                "type": error["type"],
-            }
-            for error in invalid.errors()
-        )
-    except ImportError:
-        pass
-    return errors
+    return ApiError(
+        mapped.status, mapped.type, mapped.message, {**(mapped.details or {}), "errors": exc.errors}
+    )
 
 
 def run_response(

@@ -278,6 +278,10 @@ async def test_invalid_input_changes_nothing(
     assert error.step_name == step
     assert f"'{step}'" in str(error)
     assert field in str(error)
+    # The same reasons, field by field, for a form to show next to each field.
+    assert error.errors, error
+    assert all(set(entry) == {"field", "message", "type"} for entry in error.errors)
+    assert field in [entry["field"].split(".")[0] for entry in error.errors]
     after = await persistence.load_workflow(workflow.id)
     assert after is not None
     assert (after.status, after.state, after.version) == (
@@ -303,8 +307,13 @@ async def test_required_input_is_enforced_without_an_input_model(
     before = await persistence.load_workflow(workflow.id)
 
     # ``customer`` is a state field too, but required_input asks the caller for it.
-    with pytest.raises(InvalidInputError, match=r"'Greet'.*missing required input \['customer'\]"):
+    with pytest.raises(
+        InvalidInputError, match=r"'Greet'.*missing required input \['customer'\]"
+    ) as caught:
         await workflow.next_step({"punctuation": "?"})
+    assert caught.value.errors == [
+        {"field": "customer", "message": "Field required", "type": "missing"}
+    ]
 
     assert await persistence.load_workflow(workflow.id) == before
     result, _ = await workflow.next_step({"customer": "Bob"})

@@ -158,6 +158,6 @@ async def _with_input(
     check_json(user_input, "user_input")
     workflow = await builder.load_workflow(workflow_id)
     call = workflow.resume if resume_only else workflow.next_step
-    driven = await drive(workflow, call(user_input, actor=who.user_id), user_input)
+    driven = await drive(workflow, call(user_input, actor=who.user_id))
     result = driven.value[0] if driven.value is not None else None
     return run_response(workflow, result, driven.error)
